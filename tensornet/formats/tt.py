@@ -1,0 +1,484 @@
+"""Tensor train (TT) format and its native algebra.
+
+Layout: ``cores[k].shape == (r_k, n_k, r_{k+1})`` with ``r_0 = r_d = 1``, so that
+``X[i_0, ..., i_{d-1}] = G_0[:, i_0, :] @ G_1[:, i_1, :] @ ... @ G_{d-1}[:, i_{d-1}, :]``.
+No operation here densifies the tensor unless its name says so (``to_dense``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tensornet import _backend as B
+from tensornet._backend import Array
+from tensornet._validation import (
+    check_array,
+    check_index,
+    check_max_rank,
+    check_mode,
+    check_rtol,
+    check_same_namespace,
+)
+from tensornet.contract import contract
+from tensornet.formats._base import TensorFormat, check_scalar, common_dtype
+from tensornet.linalg import _truncated_svd, qr
+
+__all__ = [
+    "TTTensor",
+    "tt_add",
+    "tt_hadamard",
+    "tt_inner",
+    "tt_mode_product",
+    "tt_norm",
+    "tt_orthogonalize",
+    "tt_round",
+    "tt_scale",
+    "tt_to_dense",
+]
+
+
+def _check_cores(cores: object, ndim: int, name: str) -> tuple[Array, ...]:
+    """Validate a sequence of cores: arrays of ``ndim`` dims, one library, dtype and device."""
+    if B.is_array(cores) or not isinstance(cores, Sequence) or isinstance(cores, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of arrays, got {type(cores).__name__}")
+    if len(cores) == 0:
+        raise ValueError(f"{name} must contain at least one core, got an empty sequence")
+    result = []
+    for k, core in enumerate(cores):
+        if not B.is_array(core):
+            raise TypeError(f"{name}[{k}] must be an array, got {type(core).__name__}")
+        xp = B.namespace(core)
+        if not xp.isdtype(core.dtype, ("real floating", "complex floating")):
+            raise TypeError(f"{name}[{k}] must have a floating dtype, got {core.dtype}")
+        if core.ndim != ndim:
+            raise ValueError(
+                f"{name}[{k}] must have {ndim} dimensions, got shape {tuple(core.shape)}"
+            )
+        if any(int(n) == 0 for n in core.shape):
+            raise ValueError(f"{name}[{k}] must not have empty dimensions, got {tuple(core.shape)}")
+        result.append(core)
+    check_same_namespace(result, name)
+    return tuple(result)
+
+
+def check_bonds(cores: Sequence[Array], name: str, *, ring: bool) -> tuple[int, ...]:
+    """Check that consecutive cores share bond sizes; return the ranks tuple (length d + 1)."""
+    ranks = [int(cores[0].shape[0])]
+    for k, core in enumerate(cores):
+        if int(core.shape[0]) != ranks[-1]:
+            raise ValueError(
+                f"{name}[{k}] has left rank {int(core.shape[0])} but {name}[{k - 1}] has right "
+                f"rank {ranks[-1]}"
+            )
+        ranks.append(int(core.shape[-1]))
+    if ring and ranks[0] != ranks[-1]:
+        raise ValueError(
+            f"{name} must close the ring: first left rank {ranks[0]} != last right rank "
+            f"{ranks[-1]}"
+        )
+    if not ring and (ranks[0] != 1 or ranks[-1] != 1):
+        raise ValueError(
+            f"{name} must have boundary ranks 1 (ranks[0] == ranks[-1] == 1), got "
+            f"{ranks[0]} and {ranks[-1]}"
+        )
+    return tuple(ranks)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class TTTensor(TensorFormat):
+    """A tensor in tensor-train format.
+
+    Parameters
+    ----------
+    cores : sequence of arrays
+        ``cores[k]`` has shape ``(r_k, n_k, r_{k+1})`` with ``r_0 = r_d = 1``; all
+        cores share one array library, dtype and device.
+
+    Attributes
+    ----------
+    cores : tuple of arrays
+    shape : tuple of int
+        ``(n_0, ..., n_{d-1})``.
+    ranks : tuple of int
+        ``(1, r_1, ..., r_{d-1}, 1)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensornet import TTTensor
+    >>> t = TTTensor([np.ones((1, 2, 3)), np.ones((3, 4, 1))])
+    >>> t
+    TTTensor(shape=(2, 4), ranks=(1, 3, 1), dtype=float64, num_params=18)
+    >>> float(t[1, 2])
+    3.0
+    """
+
+    cores: tuple[Array, ...]
+
+    def __post_init__(self) -> None:
+        cores = _check_cores(self.cores, 3, "cores")
+        check_bonds(cores, "cores", ring=False)
+        object.__setattr__(self, "cores", cores)
+
+    # -- summary properties -------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:  # type: ignore[override]
+        """Mode sizes ``(n_0, ..., n_{d-1})``."""
+        return tuple(int(c.shape[1]) for c in self.cores)
+
+    @property
+    def ranks(self) -> tuple[int, ...]:
+        """Bond sizes ``(1, r_1, ..., r_{d-1}, 1)``."""
+        return (1, *(int(c.shape[2]) for c in self.cores))
+
+    @property
+    def num_params(self) -> int:
+        """Total number of entries of the cores."""
+        return sum(math.prod(int(n) for n in c.shape) for c in self.cores)
+
+    @property
+    def dtype(self) -> Any:
+        """Dtype of the cores."""
+        return self.cores[0].dtype
+
+    @property
+    def device(self) -> Any:
+        """Device of the cores."""
+        return B.device(self.cores[0])
+
+    def __repr__(self) -> str:
+        return (
+            f"TTTensor(shape={self.shape}, ranks={self.ranks}, dtype={_dtype_name(self.dtype)}, "
+            f"num_params={self.num_params})"
+        )
+
+    # -- delegating methods -------------------------------------------------------------
+    def to_dense(self) -> Array:
+        """The full tensor (allocates ``prod(shape)`` entries)."""
+        return tt_to_dense(self)
+
+    def norm(self) -> Array:
+        """Frobenius norm, computed without densifying."""
+        return tt_norm(self)
+
+    def round(self, *, rtol: float | None = None, max_rank: int | Sequence[int] | None = None) -> TTTensor:
+        """Recompress; see :func:`tt_round`."""
+        return tt_round(self, rtol=rtol, max_rank=max_rank)
+
+    def _add(self, other: Any) -> TTTensor:
+        return tt_add(self, other)
+
+    def _scale(self, alpha: Any) -> TTTensor:
+        return tt_scale(self, alpha)
+
+    def __getitem__(self, index: object) -> Any:
+        """Entries (``t[i, j, k]`` gives a 0-d array) or a sub-tensor as a ``TTTensor``.
+
+        Integers fix a mode, slices keep it; nothing is densified.
+        """
+        return _getitem(self, index)
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def _check_tt(t: object, name: str) -> TTTensor:
+    if not isinstance(t, TTTensor):
+        raise TypeError(f"{name} must be a TTTensor, got {type(t).__name__}")
+    return t
+
+
+def _check_same_shape(a: TTTensor, b: TTTensor) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
+
+
+def _normalize_index(index: object, shape: tuple[int, ...]) -> list[int | slice]:
+    """Expand ``index`` (ints, slices, one Ellipsis) to one entry per mode."""
+    items = list(index) if isinstance(index, tuple) else [index]
+    n_ellipsis = sum(item is Ellipsis for item in items)
+    if n_ellipsis > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if n_ellipsis:
+        at = next(i for i, item in enumerate(items) if item is Ellipsis)
+        fill = len(shape) - (len(items) - 1)
+        items[at : at + 1] = [slice(None)] * max(fill, 0)
+    if len(items) > len(shape):
+        raise IndexError(
+            f"too many indices for a tensor of order {len(shape)}: got {len(items)}"
+        )
+    items += [slice(None)] * (len(shape) - len(items))
+    result: list[int | slice] = []
+    for mode, (item, size) in enumerate(zip(items, shape)):
+        if isinstance(item, slice):
+            if len(range(*item.indices(size))) == 0:
+                raise IndexError(f"slice {item} selects no entries of mode {mode} (size {size})")
+            result.append(item)
+        else:
+            result.append(check_index(item, size, f"index of mode {mode}"))
+    return result
+
+
+def _getitem(t: TTTensor, index: object) -> Any:
+    items = _normalize_index(index, t.shape)
+    kept: list[Array] = []
+    pending: Array | None = None  # product of the matrices of fixed modes not yet absorbed
+    for core, item in zip(t.cores, items):
+        if isinstance(item, slice):
+            piece = core[:, item, :]
+            if pending is not None:
+                piece = contract("ab,bnc->anc", pending, piece)
+                pending = None
+            kept.append(piece)
+        else:
+            matrix = core[:, item, :]
+            pending = matrix if pending is None else pending @ matrix
+    if not kept:
+        assert pending is not None
+        return pending[0, 0]
+    if pending is not None:
+        kept[-1] = contract("anb,bc->anc", kept[-1], pending)
+    return TTTensor(kept)
+
+
+# -- dense conversion and contraction-based ops ----------------------------------------------
+def tt_to_dense(t: TTTensor) -> Array:
+    """Contract a TT into the full tensor of shape ``t.shape``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensornet import TTTensor, tt_to_dense
+    >>> tt_to_dense(TTTensor([np.ones((1, 2, 1)), np.ones((1, 3, 1))])).shape
+    (2, 3)
+    """
+    t = _check_tt(t, "t")
+    xp = B.namespace(t.cores[0])
+    result = t.cores[0]
+    for core in t.cores[1:]:
+        left = xp.reshape(result, (-1, int(result.shape[-1])))
+        result = contract("ab,bnc->anc", left, core)
+    return xp.reshape(result, t.shape)
+
+
+def tt_inner(a: TTTensor, b: TTTensor) -> Array:
+    """Inner product ``<a, b> = sum(conj(a) * b)`` without densifying, O(d n r^3).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensornet import tt_svd, tt_inner
+    >>> x = np.arange(24.0).reshape(2, 3, 4)
+    >>> t = tt_svd(x)
+    >>> bool(np.isclose(tt_inner(t, t), np.sum(x * x)))
+    True
+    """
+    a = _check_tt(a, "a")
+    b = _check_tt(b, "b")
+    _check_same_shape(a, b)
+    common_dtype([a.cores[0], b.cores[0]], "cores of a and b")
+    env = contract("anb,anc->bc", B.conj(a.cores[0]), b.cores[0])
+    for ca, cb in zip(a.cores[1:], b.cores[1:]):
+        env = contract("ab,anc,bnd->cd", env, B.conj(ca), cb)
+    return env[0, 0]
+
+
+def tt_orthogonalize(t: TTTensor, center: int = 0) -> TTTensor:
+    """Gauge ``t`` so cores left of ``center`` are left-orthogonal and those right of it
+    right-orthogonal; the tensor is unchanged.
+
+    Ranks may shrink where a bond exceeds the size of the matrix it joins.
+
+    Parameters
+    ----------
+    t : TTTensor
+    center : int
+        Mode that carries the norm afterwards (negative counts from the end).
+
+    Returns
+    -------
+    TTTensor
+        Same tensor; ``norm(result.cores[center])`` equals ``t.norm()``.
+    """
+    t = _check_tt(t, "t")
+    center = check_mode(center, t.order, "center")
+    xp = B.namespace(t.cores[0])
+    cores = list(t.cores)
+    for k in range(center):
+        r, n, _ = cores[k].shape
+        q, rmat = qr(xp.reshape(cores[k], (r * n, -1)))
+        cores[k] = xp.reshape(q, (r, n, -1))
+        cores[k + 1] = contract("ab,bnc->anc", rmat, cores[k + 1])
+    for k in range(t.order - 1, center, -1):
+        _, n, r = cores[k].shape
+        mat = xp.reshape(cores[k], (int(cores[k].shape[0]), n * r))
+        q, rmat = qr(B.conj(xp.matrix_transpose(mat)))
+        cores[k] = xp.reshape(B.conj(xp.matrix_transpose(q)), (-1, n, r))
+        cores[k - 1] = contract("anb,cb->anc", cores[k - 1], B.conj(rmat))
+    return TTTensor(cores)
+
+
+def tt_norm(t: TTTensor) -> Array:
+    """Frobenius norm, from the orthogonalized first core (no cancellation, no densifying).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensornet import tt_svd, tt_norm
+    >>> x = np.arange(24.0).reshape(2, 3, 4)
+    >>> bool(np.isclose(tt_norm(tt_svd(x)), np.linalg.norm(x)))
+    True
+    """
+    t = _check_tt(t, "t")
+    return B.norm(tt_orthogonalize(t, 0).cores[0])
+
+
+def tt_scale(t: TTTensor, alpha: Any) -> TTTensor:
+    """Multiply ``t`` by the scalar ``alpha`` (scales the first core)."""
+    t = _check_tt(t, "t")
+    alpha = check_scalar(alpha)
+    return TTTensor([t.cores[0] * alpha, *t.cores[1:]])
+
+
+def tt_add(a: TTTensor, b: TTTensor) -> TTTensor:
+    """Sum of two TTs of the same shape; ranks add (round afterwards with :func:`tt_round`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensornet import tt_svd, tt_add
+    >>> x = np.arange(24.0).reshape(2, 3, 4)
+    >>> s = tt_add(tt_svd(x), tt_svd(x))
+    >>> s.ranks, bool(np.allclose(s.to_dense(), 2 * x))
+    ((1, 4, 4, 1), True)
+    """
+    a = _check_tt(a, "a")
+    b = _check_tt(b, "b")
+    _check_same_shape(a, b)
+    xp, dtype = common_dtype([a.cores[0], b.cores[0]], "cores of a and b")
+    ca = [xp.astype(c, dtype) for c in a.cores]
+    cb = [xp.astype(c, dtype) for c in b.cores]
+    if a.order == 1:
+        return TTTensor([ca[0] + cb[0]])
+    dev = B.device(ca[0])
+    cores = [xp.concat([ca[0], cb[0]], axis=2)]
+    for x, y in zip(ca[1:-1], cb[1:-1]):
+        (ra, n, sa), (rb, _, sb) = x.shape, y.shape
+        top = xp.concat([x, xp.zeros((ra, n, sb), dtype=dtype, device=dev)], axis=2)
+        bottom = xp.concat([xp.zeros((rb, n, sa), dtype=dtype, device=dev), y], axis=2)
+        cores.append(xp.concat([top, bottom], axis=0))
+    cores.append(xp.concat([ca[-1], cb[-1]], axis=0))
+    return TTTensor(cores)
+
+
+def tt_hadamard(a: TTTensor, b: TTTensor) -> TTTensor:
+    """Elementwise product; ranks multiply (slices are Kronecker products)."""
+    a = _check_tt(a, "a")
+    b = _check_tt(b, "b")
+    _check_same_shape(a, b)
+    xp, dtype = common_dtype([a.cores[0], b.cores[0]], "cores of a and b")
+    cores = []
+    for x, y in zip(a.cores, b.cores):
+        (ra, n, sa), (rb, _, sb) = x.shape, y.shape
+        prod = contract("anb,cnd->acnbd", xp.astype(x, dtype), xp.astype(y, dtype))
+        cores.append(xp.reshape(prod, (ra * rb, n, sa * sb)))
+    return TTTensor(cores)
+
+
+def tt_mode_product(t: TTTensor, u: Array, mode: int) -> TTTensor:
+    """Mode product ``t x_mode u``: contract mode ``mode`` with the columns of ``u``.
+
+    Parameters
+    ----------
+    t : TTTensor
+    u : array, shape (J, n_mode)
+        Matrix of ``t``'s array library.
+    mode : int
+
+    Returns
+    -------
+    TTTensor
+        Same ranks; mode ``mode`` now has size ``J``.
+    """
+    t = _check_tt(t, "t")
+    mode = check_mode(mode, t.order)
+    u = check_array(u, "u", min_ndim=2)
+    if u.ndim != 2 or int(u.shape[1]) != t.shape[mode]:
+        raise ValueError(
+            f"u must be a matrix with {t.shape[mode]} columns (size of mode {mode}), got shape "
+            f"{tuple(u.shape)}"
+        )
+    xp, dtype = common_dtype([t.cores[0], u], "t's cores and u")
+    cores = [xp.astype(c, dtype) for c in t.cores]
+    cores[mode] = contract("jn,anb->ajb", xp.astype(u, dtype), cores[mode])
+    return TTTensor(cores)
+
+
+def tt_round(
+    t: TTTensor, *, rtol: float | None = None, max_rank: int | Sequence[int] | None = None
+) -> TTTensor:
+    """Recompress a TT to lower ranks (Oseledets' TT rounding).
+
+    Right-to-left QR orthogonalization, then a left-to-right sweep of truncated
+    SVDs with per-bond tolerance ``rtol * ||t|| / sqrt(d - 1)``, so that
+    ``||t - result|| <= rtol * ||t||`` when no ``max_rank`` cap binds. Cost
+    O(d n r^3); nothing is densified.
+
+    Parameters
+    ----------
+    t : TTTensor
+    rtol : float, optional
+        Target relative Frobenius error. None drops only numerically zero
+        singular values (exact up to round-off).
+    max_rank : int or sequence of int, optional
+        Cap per bond (one int, or d - 1 ints). With ``rtol`` too, the smaller rank wins.
+
+    Returns
+    -------
+    TTTensor
+
+    Raises
+    ------
+    TypeError, ValueError
+        On a non-TT input or invalid ``rtol`` / ``max_rank``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensornet import tt_svd, tt_round
+    >>> t = tt_svd(np.arange(24.0).reshape(2, 3, 4))
+    >>> (t + t).ranks, tt_round(t + t).ranks
+    ((1, 4, 4, 1), (1, 2, 2, 1))
+    """
+    t = _check_tt(t, "t")
+    rtol = check_rtol(rtol)
+    caps = check_max_rank(max_rank, t.order - 1)
+    if t.order == 1:
+        return t
+    xp = B.namespace(t.cores[0])
+    ortho = tt_orthogonalize(t, 0)
+    cores = list(ortho.cores)
+    total = float(B.norm(cores[0]))
+    if total == 0.0:
+        return _zeros_like_tt(t)
+    tol = None if rtol is None else rtol * total / math.sqrt(t.order - 1)
+    for k in range(t.order - 1):
+        r, n, _ = cores[k].shape
+        res = _truncated_svd(
+            xp.reshape(cores[k], (r * n, -1)), tol=tol, cap=None if caps is None else caps[k]
+        )
+        cores[k] = xp.reshape(res.U, (r, n, -1))
+        carry = res.s[:, None] * res.Vh
+        cores[k + 1] = contract("ab,bnc->anc", xp.astype(carry, cores[k + 1].dtype), cores[k + 1])
+    return TTTensor(cores)
+
+
+def _zeros_like_tt(t: TTTensor) -> TTTensor:
+    xp = B.namespace(t.cores[0])
+    return TTTensor(
+        [xp.zeros((1, n, 1), dtype=t.dtype, device=t.device) for n in t.shape]
+    )
