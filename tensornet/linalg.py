@@ -140,18 +140,22 @@ def _rank_for_tail(tail_sq: np.ndarray, tol: float) -> int:
 
 
 def _choose_rank(
-    s: Array, total_sq: float, shape: tuple[int, int], eps: float, tol: float | None, cap: int | None
+    s: Array,
+    outside_sq: float,
+    shape: tuple[int, int],
+    eps: float,
+    tol: float | None,
+    cap: int | None,
 ) -> tuple[int, float]:
-    """Apply the truncation rule to singular values ``s`` of a matrix of squared norm ``total_sq``.
+    """Apply the truncation rule to singular values ``s``.
 
+    ``outside_sq`` is the squared Frobenius norm of the part of the matrix that ``s``
+    does not describe (0 for an exact SVD; ``||a||^2 - sum(s^2)`` for a sketch).
     Returns the rank and the Frobenius error of the truncation.
     """
     s_host = np.asarray(B.to_numpy(s), dtype=np.float64)
-    # tail_sq[r] = ||a||^2 - sum_{i<r} s_i^2, from the reversed cumulative sum where it is exact.
-    kept_sq = np.concatenate(([0.0], np.cumsum(s_host**2)))
-    tail_within = np.concatenate((np.cumsum((s_host**2)[::-1])[::-1], [0.0]))
-    outside = max(total_sq - kept_sq[-1], 0.0)  # energy the sketch did not capture (0 if exact)
-    tail_sq = tail_within + outside
+    # tail_sq[r] = squared error of keeping r values: reversed cumulative sum, exact for small tails
+    tail_sq = np.concatenate((np.cumsum((s_host**2)[::-1])[::-1], [0.0])) + outside_sq
     rank = _numerical_rank(s, shape, eps)
     if tol is not None:
         rank = min(rank, _rank_for_tail(tail_sq, tol))
@@ -203,12 +207,13 @@ def _truncated_svd(
     while size is not None and size < min(shape):
         q = randomized_range_finder(a, size, rng=gen)
         ub, s, vh = _svd(_mh(q) @ a)
-        rank, error = _choose_rank(s, total_sq, shape, eps, tol, cap)
+        outside_sq = max(total_sq - float(np.sum(np.asarray(B.to_numpy(s), np.float64) ** 2)), 0.0)
+        rank, error = _choose_rank(s, outside_sq, shape, eps, tol, cap)
         if (tol is None or error <= tol or rank == cap) and rank < size:
             return TruncatedSVD(q @ ub[:, :rank], s[:rank], vh[:rank, :], error)
         size *= 2  # the sketch missed too much energy: widen it (then go exact)
     u, s, vh = _svd(a)
-    rank, error = _choose_rank(s, total_sq, shape, eps, tol, cap)
+    rank, error = _choose_rank(s, 0.0, shape, eps, tol, cap)
     return TruncatedSVD(u[:, :rank], s[:rank], vh[:rank, :], error)
 
 

@@ -1,0 +1,52 @@
+"""The array-namespace layer: no torch import, namespaces and devices preserved."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tensornet import _backend as B
+
+
+def test_import_tensornet_never_imports_torch() -> None:
+    code = (
+        "import sys, tensornet, tensornet.io, tensornet.random, tensornet.cli, "
+        "tensornet.showcase\n"
+        "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_numpy_namespace_and_eps() -> None:
+    x = np.zeros((2, 3), dtype=np.float32)
+    assert B.namespace(x).__name__.endswith("numpy")
+    assert B.eps(x) == np.finfo(np.float32).eps
+    assert B.device(x) == "cpu"
+    assert not B.is_complex(x)
+    assert B.is_complex(x.astype(np.complex64))
+
+
+def test_standard_normal_matches_like_array() -> None:
+    like = np.zeros(3, dtype=np.complex64)
+    out = B.standard_normal(like, (4, 5), np.random.default_rng(0))
+    assert out.shape == (4, 5)
+    assert out.dtype == np.complex64
+    assert np.all(out.imag != 0)
+
+
+def test_torch_namespace_and_to_numpy() -> None:
+    torch = pytest.importorskip("torch")
+    x = torch.arange(6, dtype=torch.float64).reshape(2, 3)
+    assert B.namespace(x).__name__.endswith("torch")
+    assert B.eps(x) == torch.finfo(torch.float64).eps
+    np.testing.assert_array_equal(B.to_numpy(x), np.arange(6.0).reshape(2, 3))
+
+
+def test_is_array_rejects_python_scalars_and_lists() -> None:
+    assert not B.is_array(3.0)
+    assert not B.is_array([1.0, 2.0])
+    assert B.is_array(np.ones(2))
