@@ -463,9 +463,12 @@ def tt_round(
     ortho = tt_orthogonalize(t, 0)
     cores = list(ortho.cores)
     total = float(B.norm(cores[0]))
-    if total == 0.0:
+    floor = _noise_floor(t)
+    if total <= floor:  # zero, or round-off of a cancelled sum such as t - t
         return _zeros_like_tt(t)
     tol = None if rtol is None else rtol * total / math.sqrt(t.order - 1)
+    if floor > 0.0:
+        tol = max(tol or 0.0, floor / math.sqrt(t.order - 1))
     for k in range(t.order - 1):
         r, n, _ = cores[k].shape
         res = _truncated_svd(
@@ -475,6 +478,20 @@ def tt_round(
         carry = res.s[:, None] * res.Vh
         cores[k + 1] = contract("ab,bnc->anc", xp.astype(carry, cores[k + 1].dtype), cores[k + 1])
     return TTTensor(cores)
+
+
+def _noise_floor(t: TTTensor) -> float:
+    """Round-off level of a TT's entries: ``d * eps * prod_k ||G_k||_F`` (0 if a core is 0).
+
+    The gauge-invariant product of core norms bounds ``||t||`` and sets the scale at
+    which orthogonalization and SVD errors live; content below it cannot be resolved.
+    Computed in log space so long trains neither overflow nor underflow.
+    """
+    norms = [float(B.norm(c)) for c in t.cores]
+    if min(norms) == 0.0:
+        return 0.0
+    log_floor = math.log(t.order * B.eps(t.cores[0])) + sum(math.log(n) for n in norms)
+    return math.exp(min(log_floor, 700.0))
 
 
 def _zeros_like_tt(t: TTTensor) -> TTTensor:
