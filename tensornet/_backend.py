@@ -46,7 +46,9 @@ def namespace(*arrays: Array) -> ModuleType:
 
 def is_array(obj: object) -> bool:
     """Return True if ``obj`` is an array of a supported array library."""
-    return bool(array_api_compat.is_array_api_obj(obj)) and not isinstance(obj, (int, float, complex))
+    if isinstance(obj, (type, int, float, complex)):  # classes (np.float32) and Python scalars
+        return False
+    return bool(array_api_compat.is_array_api_obj(obj))
 
 
 def device(x: Array) -> Any:

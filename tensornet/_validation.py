@@ -41,7 +41,7 @@ def _describe(value: object) -> str:
     return f"{text} of type {type(value).__name__}"
 
 
-def check_array(x: object, name: str, *, min_ndim: int = 1, finite: bool = True) -> Array:
+def check_array(x: Any, name: str, *, min_ndim: int = 1, finite: bool = True) -> Array:
     """Validate a data tensor and return it as an array.
 
     Lists and other array-likes become NumPy arrays; integer and boolean arrays
@@ -127,7 +127,9 @@ def check_int(value: object, name: str, *, minimum: int | None = None) -> int:
     return result
 
 
-def check_max_rank(max_rank: object, n_bonds: int, name: str = "max_rank") -> tuple[int, ...] | None:
+def check_max_rank(
+    max_rank: object, n_bonds: int, name: str = "max_rank"
+) -> tuple[int, ...] | None:
     """Validate a rank cap: None, an int >= 1, or one int >= 1 per bond.
 
     Returns

@@ -57,7 +57,8 @@ def _decompose(args: argparse.Namespace) -> int:
         return 2
     seconds = time.perf_counter() - start
     x = np.asarray(x, dtype=result.dtype)
-    error = float(np.linalg.norm(result.to_dense() - x) / max(np.linalg.norm(x), 1e-300))
+    norm = float(np.linalg.norm(x))
+    error = float(np.linalg.norm(result.to_dense() - x)) / norm if norm > 0 else 0.0
     print(f"format:      {args.format}")
     print(f"shape:       {result.shape}")
     print(f"ranks:       {result.ranks}")
@@ -65,8 +66,7 @@ def _decompose(args: argparse.Namespace) -> int:
     print(f"rel. error:  {error:.3e}")
     print(f"time:        {seconds:.3f} s")
     if args.output is not None:
-        save(args.output, result)
-        print(f"saved:       {args.output}")
+        print(f"saved:       {save(args.output, result)}")
     return 0
 
 

@@ -54,9 +54,7 @@ def _expression(
     return opt_einsum.contract_expression(equation, *shapes, optimize=optimize)
 
 
-def contraction_plan(
-    equation: str, *shapes: Sequence[int], optimize: str = "auto"
-) -> Any:
+def contraction_plan(equation: str, *shapes: Sequence[int], optimize: str = "auto") -> Any:
     """Return the cached, reusable ``opt_einsum`` expression for ``equation`` and ``shapes``.
 
     Calling the returned object with operands of those shapes performs the

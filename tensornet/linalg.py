@@ -125,12 +125,17 @@ def randomized_range_finder(
     return q
 
 
-def _numerical_rank(s: Array, shape: tuple[int, int], eps: float) -> int:
-    """Number of singular values above ``s[0] * max(m, n) * eps`` (matrix_rank's rule)."""
+def _numerical_rank(s: Array, shape: tuple[int, int], eps: float, floor: float = 0.0) -> int:
+    """Number of singular values above ``max(s[0] * max(m, n) * eps, floor)``.
+
+    The first term is NumPy's ``matrix_rank`` rule; ``floor`` is an absolute level
+    of round-off that a caller knows from context (e.g. ``||x||`` in a TT-SVD sweep,
+    where the matrix carries the rounding errors of earlier steps).
+    """
     s_host = np.asarray(B.to_numpy(s), dtype=np.float64)
     if s_host.size == 0 or s_host[0] == 0:
         return 0
-    return int(np.count_nonzero(s_host > s_host[0] * max(shape) * eps))
+    return int(np.count_nonzero(s_host > max(s_host[0] * max(shape) * eps, floor)))
 
 
 def _rank_for_tail(tail_sq: np.ndarray, tol: float) -> int:
@@ -146,6 +151,7 @@ def _choose_rank(
     eps: float,
     tol: float | None,
     cap: int | None,
+    floor: float = 0.0,
 ) -> tuple[int, float]:
     """Apply the truncation rule to singular values ``s``.
 
@@ -156,7 +162,7 @@ def _choose_rank(
     s_host = np.asarray(B.to_numpy(s), dtype=np.float64)
     # tail_sq[r] = squared error of keeping r values: reversed cumulative sum, exact for small tails
     tail_sq = np.concatenate((np.cumsum((s_host**2)[::-1])[::-1], [0.0])) + outside_sq
-    rank = _numerical_rank(s, shape, eps)
+    rank = _numerical_rank(s, shape, eps, floor)
     if tol is not None:
         rank = min(rank, _rank_for_tail(tail_sq, tol))
     if cap is not None:
@@ -184,8 +190,12 @@ def _truncated_svd(
     cap: int | None,
     method: str = "auto",
     rng: np.random.Generator | None = None,
+    floor: float = 0.0,
 ) -> TruncatedSVD:
-    """Truncated SVD of an already validated matrix with an absolute tail tolerance ``tol``."""
+    """Truncated SVD of an already validated matrix with an absolute tail tolerance ``tol``.
+
+    Singular values at or below the absolute round-off level ``floor`` count as zero.
+    """
     xp = B.namespace(a)
     shape = (int(a.shape[0]), int(a.shape[1]))
     eps = B.eps(a)
@@ -208,12 +218,12 @@ def _truncated_svd(
         q = randomized_range_finder(a, size, rng=gen)
         ub, s, vh = _svd(_mh(q) @ a)
         outside_sq = max(total_sq - float(np.sum(np.asarray(B.to_numpy(s), np.float64) ** 2)), 0.0)
-        rank, error = _choose_rank(s, outside_sq, shape, eps, tol, cap)
+        rank, error = _choose_rank(s, outside_sq, shape, eps, tol, cap, floor)
         if (tol is None or error <= tol or rank == cap) and rank < size:
             return TruncatedSVD(q @ ub[:, :rank], s[:rank], vh[:rank, :], error)
         size *= 2  # the sketch missed too much energy: widen it (then go exact)
     u, s, vh = _svd(a)
-    rank, error = _choose_rank(s, 0.0, shape, eps, tol, cap)
+    rank, error = _choose_rank(s, 0.0, shape, eps, tol, cap, floor)
     return TruncatedSVD(u[:, :rank], s[:rank], vh[:rank, :], error)
 
 

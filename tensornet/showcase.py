@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,9 @@ __all__ = ["run_showcase"]
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [[str(h) for h in header]] + [[str(c) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + " |" for r in cells
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
@@ -54,10 +57,16 @@ def _digits_section(quick: bool) -> str:
     x = np.ascontiguousarray(x.reshape(images.shape[0], 4, 4, 4))  # coarse and fine pixel modes
     rows = []
     for rtol in (0.1, 0.3) if quick else (0.05, 0.1, 0.2, 0.3):
-        t, seconds = _timed(lambda r=rtol: tt_svd(x, rtol=r))
+        t, seconds = _timed(partial(tt_svd, x, rtol=rtol))
         rows.append(
-            [rtol, t.ranks, t.num_params, f"{x.size / t.num_params:.1f}x",
-             f"{_rel(t.to_dense(), x):.4f}", f"{seconds * 1e3:.1f} ms"]
+            [
+                rtol,
+                t.ranks,
+                t.num_params,
+                f"{x.size / t.num_params:.1f}x",
+                f"{_rel(t.to_dense(), x):.4f}",
+                f"{seconds * 1e3:.1f} ms",
+            ]
         )
     return "### 1. scikit-learn digits, tensor (1797, 4, 4, 4)\n\n" + _table(
         ["rtol", "TT ranks", "params", "compression", "achieved error", "time"], rows
@@ -75,14 +84,34 @@ def _qtt_section(quick: bool) -> str:
     total = tt_round(tf + tg, rtol=1e-10)
     product = tt_round(tt_hadamard(tf, tg), rtol=1e-10)
     rows = [
-        ["f = sin(40 pi x) exp(-3x)", max(tf.ranks), tf.num_params,
-         f"{f.size / tf.num_params:.0f}x", f"{_rel(tf.to_dense().ravel(), f):.1e}"],
-        ["g = 1 / (1 + x^2)", max(tg.ranks), tg.num_params,
-         f"{g.size / tg.num_params:.0f}x", f"{_rel(tg.to_dense().ravel(), g):.1e}"],
-        ["round(f + g)", max(total.ranks), total.num_params,
-         f"{f.size / total.num_params:.0f}x", f"{_rel(total.to_dense().ravel(), f + g):.1e}"],
-        ["round(f * g)", max(product.ranks), product.num_params,
-         f"{f.size / product.num_params:.0f}x", f"{_rel(product.to_dense().ravel(), f * g):.1e}"],
+        [
+            "f = sin(40 pi x) exp(-3x)",
+            max(tf.ranks),
+            tf.num_params,
+            f"{f.size / tf.num_params:.0f}x",
+            f"{_rel(tf.to_dense().ravel(), f):.1e}",
+        ],
+        [
+            "g = 1 / (1 + x^2)",
+            max(tg.ranks),
+            tg.num_params,
+            f"{g.size / tg.num_params:.0f}x",
+            f"{_rel(tg.to_dense().ravel(), g):.1e}",
+        ],
+        [
+            "round(f + g)",
+            max(total.ranks),
+            total.num_params,
+            f"{f.size / total.num_params:.0f}x",
+            f"{_rel(total.to_dense().ravel(), f + g):.1e}",
+        ],
+        [
+            "round(f * g)",
+            max(product.ranks),
+            product.num_params,
+            f"{f.size / product.num_params:.0f}x",
+            f"{_rel(product.to_dense().ravel(), f * g):.1e}",
+        ],
     ]
     inner = float(tt_inner(tf, tg))
     dense_inner = float(f @ g)
@@ -102,18 +131,25 @@ def _randomized_section(quick: bool, rng: np.random.Generator) -> str:
     n, rank = (10, 8) if quick else (12, 10)
     shape = (n,) * 6
     # A tensor with a decaying spectrum: a rank-`rank` TT plus 1% noise.
-    cores = [rng.standard_normal((1 if k == 0 else rank, n, 1 if k == 5 else rank)) for k in range(6)]
+    cores = [
+        rng.standard_normal((1 if k == 0 else rank, n, 1 if k == 5 else rank)) for k in range(6)
+    ]
     base = TTTensor(cores).to_dense()
     x = base / np.linalg.norm(base) + 0.01 * rng.standard_normal(shape) / np.sqrt(base.size)
     rows = []
     exact_seconds = 0.0
     for method in ("exact", "randomized", "auto"):
-        t, seconds = _timed(lambda m=method: tt_svd(x, max_rank=rank, method=m, rng=rng))
+        t, seconds = _timed(partial(tt_svd, x, max_rank=rank, method=method, rng=rng))
         if method == "exact":
             exact_seconds = seconds
         rows.append(
-            [method, max(t.ranks), f"{_rel(t.to_dense(), x):.5f}", f"{seconds * 1e3:.1f} ms",
-             f"{exact_seconds / seconds:.1f}x"]
+            [
+                method,
+                max(t.ranks),
+                f"{_rel(t.to_dense(), x):.5f}",
+                f"{seconds * 1e3:.1f} ms",
+                f"{exact_seconds / seconds:.1f}x",
+            ]
         )
     return f"### 3. Randomized TT-SVD, shape ({n},)^6, max_rank={rank}\n\n" + _table(
         ["method", "max rank", "error", "time", "speed-up vs exact"], rows

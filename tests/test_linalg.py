@@ -41,9 +41,7 @@ def test_truncated_svd_honours_rtol_bound(
         assert np.sqrt(np.sum(s[r - 1 :] ** 2)) > rtol * np.linalg.norm(a)
 
 
-@given(
-    m=st.integers(30, 60), n=st.integers(30, 60), cap=st.integers(1, 5), seed=st.integers(0, 99)
-)
+@given(m=st.integers(30, 60), n=st.integers(30, 60), cap=st.integers(1, 5), seed=st.integers(0, 99))
 def test_randomized_path_is_close_to_exact_at_a_cap(m: int, n: int, cap: int, seed: int) -> None:
     rng = np.random.default_rng(seed)
     a = _low_rank(rng, m, n, 8, noise=1e-3) * 1.0

@@ -76,7 +76,7 @@ def test_tt_svd_recovers_tt_exactly_at_full_rank(t: tn.TTTensor) -> None:
     x = t.to_dense()
     s = tn.tt_svd(x)
     assert_tensors_close(s, x)
-    assert all(a <= b for a, b in zip(s.ranks, t.ranks))
+    assert all(a <= b for a, b in zip(s.ranks, t.ranks, strict=False))
 
 
 @given(x=dense_tensors(), rtol=st.one_of(st.none(), st.floats(0.0, 0.5)))
@@ -133,7 +133,7 @@ def test_tt_round_of_sum_restores_ranks(t: tn.TTTensor) -> None:
 def test_tt_round_honours_rtol_bound(t: tn.TTTensor, rtol: float) -> None:
     r = tn.tt_round(t, rtol=rtol)
     assert_relative_error(r.to_dense(), t.to_dense(), rtol)
-    assert all(a <= b for a, b in zip(r.ranks, t.ranks))
+    assert all(a <= b for a, b in zip(r.ranks, t.ranks, strict=False))
 
 
 def test_tt_round_max_rank_and_zero() -> None:
@@ -160,7 +160,9 @@ def test_tt_add_and_sub_equal_dense(pair: tuple[tn.TTTensor, tn.TTTensor]) -> No
     a, b = pair
     assert_tensors_close(a + b, a.to_dense() + b.to_dense())
     assert_tensors_close(a - b, a.to_dense() - b.to_dense())
-    assert (a + b).ranks[1:-1] == tuple(x + y for x, y in zip(a.ranks[1:-1], b.ranks[1:-1]))
+    assert (a + b).ranks[1:-1] == tuple(
+        x + y for x, y in zip(a.ranks[1:-1], b.ranks[1:-1], strict=False)
+    )
 
 
 @given(pair=tt_pairs())
@@ -207,7 +209,9 @@ def test_tt_scale_and_operators_equal_dense(
 
 
 @given(pair=tt_pairs(), data=st.data())
-def test_tt_mode_product_equals_dense(pair: tuple[tn.TTTensor, tn.TTTensor], data: st.DataObject) -> None:
+def test_tt_mode_product_equals_dense(
+    pair: tuple[tn.TTTensor, tn.TTTensor], data: st.DataObject
+) -> None:
     a, _ = pair
     mode = data.draw(st.integers(0, a.order - 1))
     rows = data.draw(st.integers(1, 4))

@@ -80,7 +80,9 @@ def test_mixed_array_libraries_rejected() -> None:
 
 
 def test_mismatched_cores_rejected() -> None:
-    with pytest.raises(ValueError, match=r"cores\[1\] has left rank 3 but cores\[0\] has right rank 2"):
+    with pytest.raises(
+        ValueError, match=r"cores\[1\] has left rank 3 but cores\[0\] has right rank 2"
+    ):
         tn.TTTensor([np.ones((1, 2, 2)), np.ones((3, 2, 1))])
     with pytest.raises(ValueError, match="boundary ranks 1"):
         tn.TTTensor([np.ones((2, 2, 1))])

@@ -22,6 +22,8 @@ from tensornet.linalg import SVDMethod, _truncated_svd
 __all__ = ["tt_svd"]
 
 _METHODS = ("auto", "exact", "randomized")
+_ROUNDOFF_GROWTH = 16.0
+"""Safety factor on ``eps * max(m, n) * ||x||``, the noise level of a sweep's matrices."""
 
 
 def tt_svd(
@@ -99,8 +101,16 @@ def tt_svd(
     rank = 1
     for k in range(d - 1):
         mat = xp.reshape(rest, (rank * shape[k], -1))
+        # Round-off carried from earlier steps lives at eps * ||x|| (times LAPACK's modest
+        # growth factor), not at eps * s_0 of `mat`: singular values below it are noise.
+        floor = _ROUNDOFF_GROWTH * B.eps(x) * max(int(mat.shape[0]), int(mat.shape[1])) * total
         res = _truncated_svd(
-            mat, tol=tol, cap=None if caps is None else caps[k], method=method, rng=gen
+            mat,
+            tol=tol,
+            cap=None if caps is None else caps[k],
+            method=method,
+            rng=gen,
+            floor=floor,
         )
         new_rank = int(res.s.shape[0])
         cores.append(xp.reshape(res.U, (rank, shape[k], new_rank)))

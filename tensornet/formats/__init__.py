@@ -12,8 +12,23 @@ from tensornet.formats.tt import (
     tt_scale,
     tt_to_dense,
 )
+from tensornet.formats.tt_matrix import (
+    TTMatrix,
+    tt_to_ttm,
+    ttm_add,
+    ttm_inner,
+    ttm_matmul,
+    ttm_matvec,
+    ttm_norm,
+    ttm_round,
+    ttm_scale,
+    ttm_to_dense,
+    ttm_to_tt,
+    ttm_transpose,
+)
 
 __all__ = [
+    "TTMatrix",
     "TTTensor",
     "tt_add",
     "tt_hadamard",
@@ -24,4 +39,15 @@ __all__ = [
     "tt_round",
     "tt_scale",
     "tt_to_dense",
+    "tt_to_ttm",
+    "ttm_add",
+    "ttm_inner",
+    "ttm_matmul",
+    "ttm_matvec",
+    "ttm_norm",
+    "ttm_round",
+    "ttm_scale",
+    "ttm_to_dense",
+    "ttm_to_tt",
+    "ttm_transpose",
 ]

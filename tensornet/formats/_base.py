@@ -19,7 +19,7 @@ def check_scalar(alpha: object, name: str = "alpha") -> Any:
     if isinstance(alpha, bool):
         raise TypeError(f"{name} must be a number, got a bool")
     if isinstance(alpha, numbers.Number):
-        if not math.isfinite(abs(complex(alpha))):  # type: ignore[arg-type]
+        if not math.isfinite(abs(complex(alpha))):  # type: ignore[call-overload]
             raise ValueError(f"{name} must be finite, got {alpha!r}")
         return alpha
     if B.is_array(alpha) and getattr(alpha, "ndim", None) == 0:
@@ -64,10 +64,10 @@ class TensorFormat:
             return NotImplemented
         return self._add(other)
 
-    def __sub__(self, other: object) -> Any:
+    def __sub__(self, other: Any) -> Any:
         if type(other) is not type(self):
             return NotImplemented
-        return self._add(other._scale(-1))  # type: ignore[attr-defined]
+        return self._add(other._scale(-1))
 
     def __mul__(self, alpha: object) -> Any:
         if isinstance(alpha, TensorFormat):
@@ -79,10 +79,10 @@ class TensorFormat:
     def __truediv__(self, alpha: object) -> Any:
         if isinstance(alpha, TensorFormat):
             return NotImplemented
-        alpha = check_scalar(alpha)
-        if alpha == 0:
+        value = check_scalar(alpha)
+        if value == 0:
             raise ZeroDivisionError("cannot divide a tensor format by zero")
-        return self._scale(1 / alpha)
+        return self._scale(1 / value)
 
     def __neg__(self) -> Any:
         return self._scale(-1)

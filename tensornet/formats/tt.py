@@ -116,7 +116,7 @@ class TTTensor(TensorFormat):
     3.0
     """
 
-    cores: tuple[Array, ...]
+    cores: Sequence[Array]  # stored as a tuple
 
     def __post_init__(self) -> None:
         cores = _check_cores(self.cores, 3, "cores")
@@ -341,7 +341,9 @@ def tt_scale(t: TTTensor, alpha: Any) -> TTTensor:
     """Multiply ``t`` by the scalar ``alpha`` (scales the first core)."""
     t = _check_tt(t, "t")
     alpha = check_scalar(alpha)
-    return TTTensor([t.cores[0] * alpha, *t.cores[1:]])
+    xp = B.namespace(t.cores[0])
+    first = t.cores[0] * alpha  # may promote (complex alpha, float64 scalar on float32)
+    return TTTensor([first, *(xp.astype(c, first.dtype) for c in t.cores[1:])])
 
 
 def tt_add(a: TTTensor, b: TTTensor) -> TTTensor:
@@ -467,12 +469,13 @@ def tt_round(
     if total <= floor:  # zero, or round-off of a cancelled sum such as t - t
         return _zeros_like_tt(t)
     tol = None if rtol is None else rtol * total / math.sqrt(t.order - 1)
-    if floor > 0.0:
-        tol = max(tol or 0.0, floor / math.sqrt(t.order - 1))
     for k in range(t.order - 1):
         r, n, _ = cores[k].shape
         res = _truncated_svd(
-            xp.reshape(cores[k], (r * n, -1)), tol=tol, cap=None if caps is None else caps[k]
+            xp.reshape(cores[k], (r * n, -1)),
+            tol=tol,
+            cap=None if caps is None else caps[k],
+            floor=floor,
         )
         cores[k] = xp.reshape(res.U, (r, n, -1))
         carry = res.s[:, None] * res.Vh

@@ -1,0 +1,237 @@
+"""Random tensors in the tensornet formats (Gaussian cores, reproducible through ``rng=``).
+
+Every generator draws its numbers from a NumPy ``Generator`` in float64 and rounds
+them to the requested dtype, so the same ``rng`` seed gives the same tensor in
+every dtype (up to that rounding). Results are NumPy-backed; move them with the
+array library of your choice afterwards.
+
+Cores are scaled so that the entries of the dense tensor have unit variance
+(``E|x_i|^2 == 1`` exactly): core ``k`` is drawn i.i.d. with variance
+``1 / r_{k+1}``. An entry of the dense tensor is a sum of ``r_1 * ... * r_{d-1}``
+uncorrelated products of ``d`` core entries, each product of variance
+``1 / (r_1 * ... * r_{d-1})``. Complex dtypes get circular complex Gaussian entries
+(real and imaginary parts each of half that variance).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tensornet._backend import is_array
+from tensornet._validation import _describe, check_choice, check_int, check_rng, check_shape
+from tensornet.formats.tt import TTTensor
+from tensornet.formats.tt_matrix import TTMatrix
+
+__all__ = ["random_tt", "random_tt_matrix"]
+
+DTypeLike = Any
+"""A NumPy dtype (or type) or one of the strings of :data:`DTYPES`."""
+
+DTYPES = ("float32", "float64", "complex64", "complex128")
+"""The dtypes the random generators produce."""
+
+
+def _check_dtype(dtype: object, name: str = "dtype") -> np.dtype[Any]:
+    """Validate a dtype argument: one of :data:`DTYPES`, as a string or a NumPy dtype."""
+    if isinstance(dtype, str):
+        return np.dtype(check_choice(dtype, name, DTYPES))
+    allowed = ", ".join(repr(d) for d in DTYPES)
+    if dtype is None:
+        raise TypeError(f"{name} must be a NumPy dtype or one of {allowed}; got None")
+    try:
+        result = np.dtype(dtype)  # type: ignore[call-overload]
+    except TypeError as exc:
+        raise TypeError(
+            f"{name} must be a NumPy dtype or one of {allowed}; got {_describe(dtype)}"
+        ) from exc
+    if result.name not in DTYPES:
+        raise ValueError(f"{name} must be one of {allowed}; got dtype {result.name!r}")
+    return result
+
+
+def _requested_ranks(ranks: object, n_modes: int, name: str = "ranks") -> tuple[int, ...]:
+    """Parse ``ranks`` (int, d - 1 bond ranks, or the full d + 1 tuple) into the full tuple."""
+    n_bonds = n_modes - 1
+    if isinstance(ranks, numbers.Integral) and not isinstance(ranks, bool):
+        return (1, *(check_int(ranks, name, minimum=1),) * n_bonds, 1)
+    if is_array(ranks):
+        ranks = np.asarray(ranks).ravel().tolist()
+    if not isinstance(ranks, Sequence) or isinstance(ranks, (str, bytes)):
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {_describe(ranks)}")
+    values = tuple(check_int(r, f"{name}[{i}]", minimum=1) for i, r in enumerate(ranks))
+    if len(values) == n_bonds:
+        return (1, *values, 1)
+    if len(values) == n_modes + 1:
+        if values[0] != 1 or values[-1] != 1:
+            raise ValueError(
+                f"{name} given as the full tuple (length {n_modes + 1}) must start and end "
+                f"with 1, got {values}"
+            )
+        return values
+    raise ValueError(
+        f"{name} must be an int, {n_bonds} bond ranks, or the full tuple (1, r_1, ..., 1) of "
+        f"length {n_modes + 1} for {n_modes} modes; got a sequence of length {len(values)}"
+    )
+
+
+def _feasible_tt_ranks(sizes: Sequence[int], ranks: Sequence[int]) -> tuple[int, ...]:
+    """Largest TT ranks ``<= ranks`` (full tuple) that a tensor of mode sizes ``sizes`` can have.
+
+    TT ranks are attained by generic cores iff ``r_{k+1} <= r_k n_k`` and
+    ``r_k <= n_k r_{k+1}`` for every core ``k``; a forward then a backward pass of
+    ``min`` enforces both. This implies ``r_k <= min(prod(sizes[:k]), prod(sizes[k:]))``,
+    the rank of the unfolding.
+    """
+    result = list(ranks)
+    result[0] = result[-1] = 1
+    for k, n in enumerate(sizes):
+        result[k + 1] = min(result[k + 1], result[k] * n)
+    for k in range(len(sizes) - 1, -1, -1):
+        result[k] = min(result[k], sizes[k] * result[k + 1])
+    return tuple(result)
+
+
+def _gaussian_cores(
+    core_shapes: Sequence[tuple[int, ...]], ranks: Sequence[int], rng: object, dtype: object
+) -> list[np.ndarray]:
+    gen = check_rng(rng)
+    dt = _check_dtype(dtype)
+    cores = []
+    for k, shape in enumerate(core_shapes):
+        scale = 1.0 / math.sqrt(ranks[k + 1])
+        values = gen.standard_normal(shape)
+        if dt.kind == "c":
+            values = (values + 1j * gen.standard_normal(shape)) * math.sqrt(0.5)
+        cores.append((values * scale).astype(dt))
+    return cores
+
+
+def random_tt(
+    shape: Sequence[int],
+    ranks: int | Sequence[int],
+    *,
+    rng: np.random.Generator | int | None = None,
+    dtype: DTypeLike = "float64",
+) -> TTTensor:
+    """Random tensor train with Gaussian cores and unit-variance entries.
+
+    Core ``k`` has shape ``(r_k, n_k, r_{k+1})`` and i.i.d. entries of variance
+    ``1 / r_{k+1}``, so every entry of the dense tensor has variance exactly 1
+    (see the module docstring).
+
+    Requested ranks above what the shape allows are clipped to the largest
+    attainable TT ranks: ``r_{k+1} <= r_k n_k`` and ``r_k <= n_k r_{k+1}`` for every
+    core, which implies ``r_k <= min(prod(shape[:k]), prod(shape[k:]))`` (the rank
+    of the unfolding). With probability one the result then has exactly
+    ``result.ranks`` as its TT ranks (``tt_svd(result.to_dense()).ranks`` agrees).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Mode sizes ``(n_0, ..., n_{d-1})``.
+    ranks : int or sequence of int
+        One int for every bond, the ``d - 1`` bond ranks ``(r_1, ..., r_{d-1})``, or
+        the full tuple ``(1, r_1, ..., r_{d-1}, 1)`` (as :attr:`TTTensor.ranks`).
+    rng : numpy.random.Generator, int or None
+        Source of randomness; the same seed gives the same tensor.
+    dtype : str or numpy dtype
+        One of ``"float32"``, ``"float64"``, ``"complex64"``, ``"complex128"``. The
+        numbers are drawn in float64 and rounded, so float32 cores equal the rounded
+        float64 cores of the same seed.
+
+    Returns
+    -------
+    TTTensor
+        NumPy-backed cores of dtype ``dtype``.
+
+    Raises
+    ------
+    TypeError
+        If ``shape``, ``ranks``, ``rng`` or ``dtype`` has the wrong type.
+    ValueError
+        If a size or rank is < 1, ``ranks`` has the wrong length, a full ranks tuple
+        does not start and end with 1, or ``dtype`` is not one of the four above.
+
+    Examples
+    --------
+    >>> from tensornet.random import random_tt
+    >>> random_tt((3, 4, 5), 2, rng=0)
+    TTTensor(shape=(3, 4, 5), ranks=(1, 2, 2, 1), dtype=float64, num_params=32)
+    >>> random_tt((2, 3, 4), 10, rng=0).ranks  # clipped to the attainable ranks
+    (1, 2, 4, 1)
+    >>> random_tt((2, 2), [1, 2, 1], rng=0, dtype="complex64").dtype
+    dtype('complex64')
+    """
+    sizes = check_shape(shape, "shape")
+    full = _feasible_tt_ranks(sizes, _requested_ranks(ranks, len(sizes)))
+    core_shapes = [(full[k], n, full[k + 1]) for k, n in enumerate(sizes)]
+    return TTTensor(tuple(_gaussian_cores(core_shapes, full, rng, dtype)))
+
+
+def random_tt_matrix(
+    row_shape: Sequence[int],
+    col_shape: Sequence[int],
+    ranks: int | Sequence[int],
+    *,
+    rng: np.random.Generator | int | None = None,
+    dtype: DTypeLike = "float64",
+) -> TTMatrix:
+    """Random TT-matrix with Gaussian cores and unit-variance entries.
+
+    Core ``k`` has shape ``(r_k, m_k, n_k, r_{k+1})`` and i.i.d. entries of variance
+    ``1 / r_{k+1}``, so every entry of the dense ``(prod(m), prod(n))`` matrix has
+    variance exactly 1. Ranks are clipped as in :func:`random_tt` for the merged
+    mode sizes ``m_k * n_k``.
+
+    Parameters
+    ----------
+    row_shape : sequence of int
+        Row mode sizes ``(m_0, ..., m_{d-1})``.
+    col_shape : sequence of int
+        Column mode sizes ``(n_0, ..., n_{d-1})``, as many as ``row_shape``.
+    ranks : int or sequence of int
+        One int for every bond, the ``d - 1`` bond ranks, or the full tuple
+        ``(1, r_1, ..., r_{d-1}, 1)``.
+    rng : numpy.random.Generator, int or None
+        Source of randomness; the same seed gives the same matrix.
+    dtype : str or numpy dtype
+        One of ``"float32"``, ``"float64"``, ``"complex64"``, ``"complex128"``.
+
+    Returns
+    -------
+    TTMatrix
+        NumPy-backed cores of dtype ``dtype``.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type.
+    ValueError
+        If ``row_shape`` and ``col_shape`` differ in length, a size or rank is < 1,
+        ``ranks`` has the wrong length, or ``dtype`` is not supported.
+
+    Examples
+    --------
+    >>> from tensornet.random import random_tt_matrix
+    >>> a = random_tt_matrix((2, 3), (4, 5), 3, rng=0)
+    >>> a.row_shape, a.col_shape, a.ranks, a.shape
+    ((2, 3), (4, 5), (1, 3, 1), (6, 20))
+    """
+    rows = check_shape(row_shape, "row_shape")
+    cols = check_shape(col_shape, "col_shape")
+    if len(rows) != len(cols):
+        raise ValueError(
+            f"row_shape and col_shape must have the same length, got row_shape={rows} "
+            f"and col_shape={cols}"
+        )
+    sizes = tuple(m * n for m, n in zip(rows, cols, strict=True))
+    full = _feasible_tt_ranks(sizes, _requested_ranks(ranks, len(sizes)))
+    core_shapes = [
+        (full[k], m, n, full[k + 1]) for k, (m, n) in enumerate(zip(rows, cols, strict=True))
+    ]
+    return TTMatrix(tuple(_gaussian_cores(core_shapes, full, rng, dtype)))
