@@ -11,7 +11,7 @@ from tensornet import _backend as B
 from tensornet._backend import Array
 from tensornet._validation import check_same_namespace
 
-__all__ = ["TensorFormat", "check_scalar", "common_dtype"]
+__all__ = ["CoreSequenceFormat", "TensorFormat", "check_scalar", "common_dtype", "dtype_name"]
 
 
 def check_scalar(alpha: object, name: str = "alpha") -> Any:
@@ -94,3 +94,29 @@ class TensorFormat:
         raise TypeError(
             f"{type(self).__name__} is never densified implicitly; call .to_dense() explicitly"
         )
+
+
+def dtype_name(dtype: Any) -> str:
+    """Short dtype name for summaries (``float32`` for NumPy and torch alike)."""
+    return str(dtype).replace("torch.", "")
+
+
+class CoreSequenceFormat(TensorFormat):
+    """Mixin for formats whose data is a tuple ``cores`` of arrays (TT, TT-matrix, TR)."""
+
+    cores: Sequence[Array]
+
+    @property
+    def num_params(self) -> int:
+        """Total number of entries of the cores."""
+        return sum(math.prod(int(n) for n in c.shape) for c in self.cores)
+
+    @property
+    def dtype(self) -> Any:
+        """Dtype of the cores."""
+        return self.cores[0].dtype
+
+    @property
+    def device(self) -> Any:
+        """Device of the cores."""
+        return B.device(self.cores[0])

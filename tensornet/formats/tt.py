@@ -23,7 +23,12 @@ from tensornet._validation import (
     check_same_namespace,
 )
 from tensornet.contract import contract
-from tensornet.formats._base import TensorFormat, check_scalar, common_dtype
+from tensornet.formats._base import (
+    CoreSequenceFormat,
+    check_scalar,
+    common_dtype,
+    dtype_name,
+)
 from tensornet.linalg import _truncated_svd, qr
 
 __all__ = [
@@ -76,8 +81,7 @@ def check_bonds(cores: Sequence[Array], name: str, *, ring: bool) -> tuple[int, 
         ranks.append(int(core.shape[-1]))
     if ring and ranks[0] != ranks[-1]:
         raise ValueError(
-            f"{name} must close the ring: first left rank {ranks[0]} != last right rank "
-            f"{ranks[-1]}"
+            f"{name} must close the ring: first left rank {ranks[0]} != last right rank {ranks[-1]}"
         )
     if not ring and (ranks[0] != 1 or ranks[-1] != 1):
         raise ValueError(
@@ -88,7 +92,7 @@ def check_bonds(cores: Sequence[Array], name: str, *, ring: bool) -> tuple[int, 
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class TTTensor(TensorFormat):
+class TTTensor(CoreSequenceFormat):
     """A tensor in tensor-train format.
 
     Parameters
@@ -134,24 +138,9 @@ class TTTensor(TensorFormat):
         """Bond sizes ``(1, r_1, ..., r_{d-1}, 1)``."""
         return (1, *(int(c.shape[2]) for c in self.cores))
 
-    @property
-    def num_params(self) -> int:
-        """Total number of entries of the cores."""
-        return sum(math.prod(int(n) for n in c.shape) for c in self.cores)
-
-    @property
-    def dtype(self) -> Any:
-        """Dtype of the cores."""
-        return self.cores[0].dtype
-
-    @property
-    def device(self) -> Any:
-        """Device of the cores."""
-        return B.device(self.cores[0])
-
     def __repr__(self) -> str:
         return (
-            f"TTTensor(shape={self.shape}, ranks={self.ranks}, dtype={_dtype_name(self.dtype)}, "
+            f"TTTensor(shape={self.shape}, ranks={self.ranks}, dtype={dtype_name(self.dtype)}, "
             f"num_params={self.num_params})"
         )
 
@@ -164,7 +153,9 @@ class TTTensor(TensorFormat):
         """Frobenius norm, computed without densifying."""
         return tt_norm(self)
 
-    def round(self, *, rtol: float | None = None, max_rank: int | Sequence[int] | None = None) -> TTTensor:
+    def round(
+        self, *, rtol: float | None = None, max_rank: int | Sequence[int] | None = None
+    ) -> TTTensor:
         """Recompress; see :func:`tt_round`."""
         return tt_round(self, rtol=rtol, max_rank=max_rank)
 
@@ -180,10 +171,6 @@ class TTTensor(TensorFormat):
         Integers fix a mode, slices keep it; nothing is densified.
         """
         return _getitem(self, index)
-
-
-def _dtype_name(dtype: Any) -> str:
-    return str(dtype).replace("torch.", "")
 
 
 def _check_tt(t: object, name: str) -> TTTensor:
@@ -208,9 +195,7 @@ def _normalize_index(index: object, shape: tuple[int, ...]) -> list[int | slice]
         fill = len(shape) - (len(items) - 1)
         items[at : at + 1] = [slice(None)] * max(fill, 0)
     if len(items) > len(shape):
-        raise IndexError(
-            f"too many indices for a tensor of order {len(shape)}: got {len(items)}"
-        )
+        raise IndexError(f"too many indices for a tensor of order {len(shape)}: got {len(items)}")
     items += [slice(None)] * (len(shape) - len(items))
     result: list[int | slice] = []
     for mode, (item, size) in enumerate(zip(items, shape)):
@@ -499,6 +484,4 @@ def _noise_floor(t: TTTensor) -> float:
 
 def _zeros_like_tt(t: TTTensor) -> TTTensor:
     xp = B.namespace(t.cores[0])
-    return TTTensor(
-        [xp.zeros((1, n, 1), dtype=t.dtype, device=t.device) for n in t.shape]
-    )
+    return TTTensor([xp.zeros((1, n, 1), dtype=t.dtype, device=t.device) for n in t.shape])

@@ -25,11 +25,16 @@ from tensornet import _backend as B
 from tensornet._backend import Array
 from tensornet._validation import check_array, check_shape
 from tensornet.contract import contract
-from tensornet.formats._base import TensorFormat, check_scalar, common_dtype
+from tensornet.formats._base import (
+    CoreSequenceFormat,
+    TensorFormat,
+    check_scalar,
+    common_dtype,
+    dtype_name,
+)
 from tensornet.formats.tt import (
     TTTensor,
     _check_cores,
-    _dtype_name,
     check_bonds,
     tt_add,
     tt_inner,
@@ -54,7 +59,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class TTMatrix(TensorFormat):
+class TTMatrix(CoreSequenceFormat):
     """A matrix in TT-matrix (matrix product operator) format.
 
     Parameters
@@ -129,25 +134,10 @@ class TTMatrix(TensorFormat):
         """Bond sizes ``(1, r_1, ..., r_{d-1}, 1)``."""
         return (1, *(int(c.shape[3]) for c in self.cores))
 
-    @property
-    def num_params(self) -> int:
-        """Total number of entries of the cores."""
-        return sum(math.prod(int(n) for n in c.shape) for c in self.cores)
-
-    @property
-    def dtype(self) -> Any:
-        """Dtype of the cores."""
-        return self.cores[0].dtype
-
-    @property
-    def device(self) -> Any:
-        """Device of the cores."""
-        return B.device(self.cores[0])
-
     def __repr__(self) -> str:
         return (
             f"TTMatrix(row_shape={self.row_shape}, col_shape={self.col_shape}, "
-            f"ranks={self.ranks}, dtype={_dtype_name(self.dtype)}, num_params={self.num_params})"
+            f"ranks={self.ranks}, dtype={dtype_name(self.dtype)}, num_params={self.num_params})"
         )
 
     # -- delegating methods -------------------------------------------------------------
