@@ -9,8 +9,10 @@ from tensornet._validation import ConvergenceWarning
 from tensornet.contract import ContractionCost, contract, contract_cost, contraction_plan
 from tensornet.decompose import tt_svd, ttm_from_dense
 from tensornet.formats import (
+    TRTensor,
     TTMatrix,
     TTTensor,
+    tr_to_dense,
     tt_add,
     tt_hadamard,
     tt_inner,
@@ -41,6 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ContractionCost",
     "ConvergenceWarning",
+    "TRTensor",
     "TTMatrix",
     "TTTensor",
     "TruncatedSVD",
@@ -53,6 +56,7 @@ __all__ = [
     "random_tt_matrix",
     "register_format",
     "save",
+    "tr_to_dense",
     "truncated_svd",
     "tt_add",
     "tt_hadamard",

@@ -1,5 +1,6 @@
 """Immutable tensor-format containers and their format-native algebra."""
 
+from tensornet.formats.tr import TRTensor, tr_to_dense
 from tensornet.formats.tt import (
     TTTensor,
     tt_add,
@@ -28,8 +29,10 @@ from tensornet.formats.tt_matrix import (
 )
 
 __all__ = [
+    "TRTensor",
     "TTMatrix",
     "TTTensor",
+    "tr_to_dense",
     "tt_add",
     "tt_hadamard",
     "tt_inner",
