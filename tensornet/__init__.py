@@ -1,18 +1,46 @@
 """tensornet: tensor-network algebra on NumPy, torch and any array-API library.
 
-Formats (TT, TT-matrix; more arrive with TR, Tucker, CP and STP), decompositions
+Formats (TT, TT-matrix, TR, Tucker, CP; STP to come), decompositions
 that honour an error bound, format-native algebra that never densifies, and
 cached contraction.
 """
 
 from tensornet._validation import ConvergenceWarning
 from tensornet.contract import ContractionCost, contract, contract_cost, contraction_plan
-from tensornet.decompose import tt_svd, ttm_from_dense
+from tensornet.decompose import (
+    TRCandidate,
+    cp_als,
+    hooi,
+    hosvd,
+    st_hosvd,
+    tr_als,
+    tr_search,
+    tr_search_candidates,
+    tr_svd,
+    tt_svd,
+    ttm_from_dense,
+)
 from tensornet.formats import (
+    CPTensor,
     TRTensor,
     TTMatrix,
     TTTensor,
+    TuckerTensor,
+    cp_add,
+    cp_norm,
+    cp_scale,
+    cp_to_dense,
+    cp_to_tr,
+    cp_to_tt,
+    tr_add,
+    tr_hadamard,
+    tr_inner,
+    tr_norm,
+    tr_round,
+    tr_scale,
+    tr_shift,
     tr_to_dense,
+    tr_to_tt,
     tt_add,
     tt_hadamard,
     tt_inner,
@@ -22,6 +50,7 @@ from tensornet.formats import (
     tt_round,
     tt_scale,
     tt_to_dense,
+    tt_to_tr,
     tt_to_ttm,
     ttm_add,
     ttm_inner,
@@ -33,30 +62,64 @@ from tensornet.formats import (
     ttm_to_dense,
     ttm_to_tt,
     ttm_transpose,
+    tucker_add,
+    tucker_mode_product,
+    tucker_norm,
+    tucker_scale,
+    tucker_to_dense,
+    tucker_to_tt,
 )
 from tensornet.io import load, register_format, save
 from tensornet.linalg import TruncatedSVD, truncated_svd
-from tensornet.random import random_tt, random_tt_matrix
+from tensornet.random import random_cp, random_tr, random_tt, random_tt_matrix, random_tucker
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CPTensor",
     "ContractionCost",
     "ConvergenceWarning",
+    "TRCandidate",
     "TRTensor",
     "TTMatrix",
     "TTTensor",
     "TruncatedSVD",
+    "TuckerTensor",
     "__version__",
     "contract",
     "contract_cost",
     "contraction_plan",
+    "cp_add",
+    "cp_als",
+    "cp_norm",
+    "cp_scale",
+    "cp_to_dense",
+    "cp_to_tr",
+    "cp_to_tt",
+    "hooi",
+    "hosvd",
     "load",
+    "random_cp",
+    "random_tr",
     "random_tt",
     "random_tt_matrix",
+    "random_tucker",
     "register_format",
     "save",
+    "st_hosvd",
+    "tr_add",
+    "tr_als",
+    "tr_hadamard",
+    "tr_inner",
+    "tr_norm",
+    "tr_round",
+    "tr_scale",
+    "tr_search",
+    "tr_search_candidates",
+    "tr_shift",
+    "tr_svd",
     "tr_to_dense",
+    "tr_to_tt",
     "truncated_svd",
     "tt_add",
     "tt_hadamard",
@@ -68,6 +131,7 @@ __all__ = [
     "tt_scale",
     "tt_svd",
     "tt_to_dense",
+    "tt_to_tr",
     "tt_to_ttm",
     "ttm_add",
     "ttm_from_dense",
@@ -80,4 +144,10 @@ __all__ = [
     "ttm_to_dense",
     "ttm_to_tt",
     "ttm_transpose",
+    "tucker_add",
+    "tucker_mode_product",
+    "tucker_norm",
+    "tucker_scale",
+    "tucker_to_dense",
+    "tucker_to_tt",
 ]

@@ -1,6 +1,27 @@
 """Immutable tensor-format containers and their format-native algebra."""
 
-from tensornet.formats.tr import TRTensor, tr_to_dense
+from tensornet.formats.cp import (
+    CPTensor,
+    cp_add,
+    cp_norm,
+    cp_scale,
+    cp_to_dense,
+    cp_to_tr,
+    cp_to_tt,
+)
+from tensornet.formats.tr import (
+    TRTensor,
+    tr_add,
+    tr_hadamard,
+    tr_inner,
+    tr_norm,
+    tr_round,
+    tr_scale,
+    tr_shift,
+    tr_to_dense,
+    tr_to_tt,
+    tt_to_tr,
+)
 from tensornet.formats.tt import (
     TTTensor,
     tt_add,
@@ -27,12 +48,37 @@ from tensornet.formats.tt_matrix import (
     ttm_to_tt,
     ttm_transpose,
 )
+from tensornet.formats.tucker import (
+    TuckerTensor,
+    tucker_add,
+    tucker_mode_product,
+    tucker_norm,
+    tucker_scale,
+    tucker_to_dense,
+    tucker_to_tt,
+)
 
 __all__ = [
+    "CPTensor",
     "TRTensor",
     "TTMatrix",
     "TTTensor",
+    "TuckerTensor",
+    "cp_add",
+    "cp_norm",
+    "cp_scale",
+    "cp_to_dense",
+    "cp_to_tr",
+    "cp_to_tt",
+    "tr_add",
+    "tr_hadamard",
+    "tr_inner",
+    "tr_norm",
+    "tr_round",
+    "tr_scale",
+    "tr_shift",
     "tr_to_dense",
+    "tr_to_tt",
     "tt_add",
     "tt_hadamard",
     "tt_inner",
@@ -42,6 +88,7 @@ __all__ = [
     "tt_round",
     "tt_scale",
     "tt_to_dense",
+    "tt_to_tr",
     "tt_to_ttm",
     "ttm_add",
     "ttm_inner",
@@ -53,4 +100,10 @@ __all__ = [
     "ttm_to_dense",
     "ttm_to_tt",
     "ttm_transpose",
+    "tucker_add",
+    "tucker_mode_product",
+    "tucker_norm",
+    "tucker_scale",
+    "tucker_to_dense",
+    "tucker_to_tt",
 ]

@@ -31,8 +31,16 @@ import numpy as np
 
 from tensornet import _backend as B
 from tensornet._validation import _describe, check_int, check_rtol, check_shape
+from tensornet.formats.tr import TRTensor
 from tensornet.formats.tt import TTTensor
-from tensornet.random import DTypeLike, _check_dtype, _feasible_tt_ranks, random_tt
+from tensornet.random import (
+    DTypeLike,
+    _check_dtype,
+    _feasible_tr_ranks,
+    _feasible_tt_ranks,
+    random_tr,
+    random_tt,
+)
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -45,6 +53,8 @@ __all__ = [
     "default_tolerance",
     "rtols",
     "shapes",
+    "tr_ranks",
+    "tr_tensors",
     "tt_ranks",
     "tt_tensors",
 ]
@@ -408,6 +418,97 @@ def tt_tensors(
     def build(args: tuple[Any, ...]) -> TTTensor:
         shape, ranks, seed = args
         return random_tt(shape, ranks, rng=seed, dtype=dt)
+
+    return shapes(min_order, max_order, min_size, max_size).flatmap(draw_args).map(build)
+
+
+def tr_ranks(shape: Sequence[int], max_rank: int = 4) -> SearchStrategy[tuple[int, ...]]:
+    """Strategy for tensor-ring ranks of a tensor of shape ``shape``.
+
+    Draws the full tuple ``(r_0, r_1, ..., r_{d-1}, r_0)`` (as :attr:`TRTensor.ranks`)
+    with every bond ``<= max_rank``, clipped as :func:`tensornet.random.random_tr` clips
+    (no bond larger than its cores can carry), so that
+    ``random_tr(shape, ranks).ranks == ranks``.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Mode sizes (a concrete shape; combine with :func:`shapes` through ``flatmap``).
+    max_rank : int
+        Cap on every bond rank (>= 1).
+
+    Returns
+    -------
+    hypothesis strategy of tuple of int
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``shape`` or ``max_rank`` is invalid.
+
+    Examples
+    --------
+    >>> from tensornet.testing import shapes, tr_ranks
+    >>> strategy = shapes(min_order=2).flatmap(lambda s: tr_ranks(s, max_rank=3))
+    """
+    sizes = check_shape(shape, "shape")
+    cap = check_int(max_rank, "max_rank", minimum=1)
+    st = _st()
+    bonds = st.lists(st.integers(1, cap), min_size=len(sizes), max_size=len(sizes))
+    return bonds.map(lambda b: _feasible_tr_ranks(sizes, (*b, b[0])))
+
+
+def tr_tensors(
+    min_order: int = 1,
+    max_order: int = 4,
+    min_size: int = 1,
+    max_size: int = 5,
+    max_rank: int = 4,
+    dtype: DTypeLike = "float64",
+) -> SearchStrategy[TRTensor]:
+    """Strategy for random NumPy-backed :class:`~tensornet.TRTensor` objects.
+
+    Draws a shape from :func:`shapes`, ranks from :func:`tr_ranks` and a seed, and
+    builds the ring with :func:`tensornet.random.random_tr` (Gaussian cores,
+    unit-variance entries).
+
+    Parameters
+    ----------
+    min_order, max_order, min_size, max_size : int
+        Passed to :func:`shapes`.
+    max_rank : int
+        Passed to :func:`tr_ranks`.
+    dtype : str or numpy dtype
+        ``"float32"``, ``"float64"``, ``"complex64"`` or ``"complex128"``.
+
+    Returns
+    -------
+    hypothesis strategy of TRTensor
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a bound or ``dtype`` is invalid.
+
+    Examples
+    --------
+    >>> from hypothesis import given
+    >>> from tensornet.testing import tr_tensors
+    >>> @given(tr_tensors(max_order=3, dtype="complex128"))
+    ... def test_norm_is_nonnegative(t):
+    ...     assert float(t.norm()) >= 0
+    >>> test_norm_is_nonnegative()
+    """
+    dt = _check_dtype(dtype)
+    rank_cap = check_int(max_rank, "max_rank", minimum=1)
+    st = _st()
+
+    def draw_args(shape: tuple[int, ...]) -> SearchStrategy[tuple[Any, ...]]:
+        return st.tuples(st.just(shape), tr_ranks(shape, rank_cap), st.integers(0, 2**32 - 1))
+
+    def build(args: tuple[Any, ...]) -> TRTensor:
+        shape, ranks, seed = args
+        return random_tr(shape, ranks, rng=seed, dtype=dt)
 
     return shapes(min_order, max_order, min_size, max_size).flatmap(draw_args).map(build)
 
