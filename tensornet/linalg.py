@@ -73,7 +73,7 @@ def _svd(a: Array) -> tuple[Array, Array, Array]:
     """Thin SVD through the array library (LAPACK gesdd, gesvd as fallback).
 
     A wide NumPy matrix is factored through its (copy-free) transpose: ``a.T = U' S V'^H``
-    gives ``a = V'^T S U'^T``. NumPy's LAPACK is 1.3 to 3 times faster on the tall
+    gives ``a = V'^T S U'^T``. NumPy's LAPACK is 1.2 to 3 times faster on the tall
     orientation of a matrix (benchmarks/bench_tt.py, docs/benchmarks.md).
     """
     if type(a) is np.ndarray and a.shape[0] < a.shape[1]:
@@ -189,9 +189,9 @@ def _sketch_size(cap: int | None, shape: tuple[int, int]) -> int | None:
     size = cap + N_OVERSAMPLES
     # The sketch costs ~ (2 n_power_iter + 2) matmul passes of m * n * size plus QRs of the
     # (max(m, n), size) blocks, against ~ m * n * min(m, n) for the dense SVD. Measured with
-    # two power iterations (benchmarks/bench_tt.py, docs/benchmarks.md): the sketch wins from
-    # min(m, n) ~ 3 * size on small matrices and ~ 3.5 * size on (., 20736) ones; 4 * size
-    # keeps it faster in every measured case (1.1x to 2.6x there; 6 * size left 2-4x unused).
+    # two power iterations on 2 cores (benchmarks/bench_tt.py, docs/benchmarks.md): at
+    # min(m, n) = 4 * size the sketch is 2-4x faster on (80, 1728) matrices and 0.9-1.3x on
+    # (80, 20736) ones (the QRs of its long blocks are memory-bound); 6 * size left that unused.
     if _AUTO_MIN_RATIO * size <= min(shape):
         return size
     return None
