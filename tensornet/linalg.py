@@ -128,11 +128,19 @@ def randomized_range_finder(
     n_power_iter = check_int(n_power_iter, "n_power_iter", minimum=0)
     gen = check_rng(rng)
     omega = B.standard_normal(a, (a.shape[1], size), gen)
-    q, _ = qr(a @ omega)
     ah = _mh(a)
+    if a.shape[0] <= a.shape[1]:
+        # Wide: re-orthonormalize only the short (m, size) side; the (n, size) products stay
+        # unnormalized (each step squares the spectrum once, well within double range).
+        q, _ = qr(a @ omega)
+        for _ in range(n_power_iter):
+            q, _ = qr(a @ (ah @ q))
+        return q
+    y = a @ omega  # tall: orthonormalize the short (n, size) side, one tall QR at the end
     for _ in range(n_power_iter):
-        z, _ = qr(ah @ q)
-        q, _ = qr(a @ z)
+        z, _ = qr(ah @ y)
+        y = a @ z
+    q, _ = qr(y)
     return q
 
 
@@ -227,6 +235,13 @@ def _truncated_svd(
         size = cap + N_OVERSAMPLES if cap is not None else min(32, min(shape))
     elif method == "auto":
         size = _sketch_size(cap, shape)
+    approximate = method == "randomized" or (method == "auto" and cap is not None)
+    if approximate and not _resolvable(tol, total_sq, shape, eps):
+        size = None  # the sketch cannot certify so small a tail: exact SVD
+    elif approximate and _gram_pays(cap, shape, size):
+        result = _gram_svd(a, total_sq, shape, eps, tol, cap, floor)
+        if result is not None:
+            return result
     while size is not None and size < min(shape):
         if rng is None:  # only the randomized path needs one (default_rng costs ~8 us a call)
             rng = np.random.default_rng(0)
@@ -240,6 +255,69 @@ def _truncated_svd(
     u, s, vh = _svd(a)
     rank, error = _choose_rank(s, 0.0, shape, eps, tol, cap, floor)
     return TruncatedSVD(u[:, :rank], s[:rank], vh[:rank, :], error)
+
+
+def _resolvable(tol: float | None, total_sq: float, shape: tuple[int, int], eps: float) -> bool:
+    """Whether an error measured as ``||a||^2 - sum(kept s^2)`` can certify a tail ``tol``.
+
+    That difference carries round-off of about ``min(m, n) * eps * ||a||^2``; a target
+    below ten times that resolution goes to the exact SVD, whose tails come from ``s``.
+    """
+    return tol is None or tol * tol > 10 * min(shape) * eps * total_sq
+
+
+_GRAM_MIN_ASPECT = 8
+"""The Gram path needs ``max(m, n) >= _GRAM_MIN_ASPECT * min(m, n)`` (very wide or tall)."""
+_GRAM_MAX_SIZE = 4096
+"""... and ``min(m, n) <= _GRAM_MAX_SIZE`` (its eigenproblem is ``min(m, n)`` square)."""
+
+
+def _gram_pays(cap: int | None, shape: tuple[int, int], size: int | None) -> bool:
+    """Whether the Gram path is the cheap approximate route for this matrix.
+
+    For a very wide or tall matrix whose short side is not larger than the sketch, the
+    sketch cannot help (it would span everything) but the Gram matrix ``a a^H`` of the
+    short side costs ``m^2 n`` BLAS-3 flops against LAPACK's far slower bidiagonalization.
+    """
+    short, long = min(shape), max(shape)
+    sketch = size if size is not None else (cap or short) + N_OVERSAMPLES
+    return long >= _GRAM_MIN_ASPECT * short and short <= min(sketch, _GRAM_MAX_SIZE)
+
+
+def _gram_svd(
+    a: Array,
+    total_sq: float,
+    shape: tuple[int, int],
+    eps: float,
+    tol: float | None,
+    cap: int | None,
+    floor: float,
+) -> TruncatedSVD | None:
+    """Truncated SVD from the eigendecomposition of the short-side Gram matrix.
+
+    ``a a^H = U diag(s^2) U^H`` (wide ``a``; ``a^H a`` for tall), then ``diag(s) Vh =
+    U_r^H a`` for the kept ``r`` only. The kept part is an orthogonal projection of
+    ``a``, so the error is ``sqrt(sum of dropped s^2)`` as for the SVD, resolved to
+    about ``sqrt(min(m, n) eps) ||a||``. Eigenvalues below ``sqrt(eps) * s_0^2`` are
+    not resolved by a Gram matrix: if the rank needs them, return None (go exact).
+    """
+    xp = B.namespace(a)
+    wide = shape[0] <= shape[1]
+    gram = a @ _mh(a) if wide else _mh(a) @ a
+    w, vecs = xp.linalg.eigh(gram)
+    w_host = np.asarray(B.to_numpy(w), dtype=np.float64)[::-1].clip(min=0.0)
+    s_host = np.sqrt(w_host)
+    outside_sq = max(total_sq - float(w_host.sum()), 0.0)
+    rank, error = _choose_rank(s_host, outside_sq, shape, eps, tol, cap, floor)
+    if s_host[rank - 1] <= 1e3 * math.sqrt(eps) * s_host[0]:
+        return None
+    basis = xp.flip(vecs, axis=1)[:, :rank]
+    s = xp.asarray(s_host[:rank], dtype=w.dtype, device=B.device(a))
+    if wide:
+        vh = (_mh(basis) @ a) / xp.astype(s[:, None], a.dtype)
+        return TruncatedSVD(basis, s, vh, error)
+    u = (a @ basis) / xp.astype(s[None, :], a.dtype)
+    return TruncatedSVD(u, s, _mh(basis), error)
 
 
 def truncated_svd(

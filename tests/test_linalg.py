@@ -119,3 +119,30 @@ def test_torch_input_stays_torch() -> None:
         res = truncated_svd(a, max_rank=3, method=method)  # type: ignore[arg-type]
         assert isinstance(res.U, torch.Tensor) and res.U.dtype == torch.float32
         assert res.U.shape == (30, 3)
+
+
+@pytest.mark.parametrize("shape", [(6, 400), (400, 6), (9, 300)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
+def test_gram_path_of_very_wide_or_tall_matrices_matches_exact(
+    shape: tuple[int, int], dtype: type
+) -> None:
+    rng = np.random.default_rng(7)
+    a = (_low_rank(rng, *shape, 4) + 1e-2 * rng.standard_normal(shape)).astype(dtype)
+    exact = truncated_svd(a, max_rank=3, method="exact")
+    fast = truncated_svd(a, max_rank=3, method="randomized")
+    assert fast.U.dtype == a.dtype and fast.U.shape == (shape[0], 3)
+    approx = (fast.U * fast.s) @ fast.Vh
+    err = np.linalg.norm((a - approx).astype(np.complex128))
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(fast.s, exact.s, rtol=tol)
+    np.testing.assert_allclose(err, exact.error, rtol=max(tol, 1e-6))
+    np.testing.assert_allclose(fast.U.conj().T @ fast.U, np.eye(3), atol=10 * tol)
+
+
+def test_gram_path_honours_rtol_and_defers_unresolvable_targets_to_exact() -> None:
+    rng = np.random.default_rng(8)
+    a = _low_rank(rng, 5, 2000, 5) * np.array([1.0, 1e-3, 1e-6, 1e-9, 1e-12])[:, None]
+    for rtol in (1e-2, 1e-5, 1e-8, 1e-11):
+        res = truncated_svd(a, rtol=rtol, method="randomized")
+        err = np.linalg.norm(a - (res.U * res.s) @ res.Vh)
+        assert err <= rtol * np.linalg.norm(a) * (1 + 1e-8)
