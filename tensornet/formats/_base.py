@@ -11,7 +11,14 @@ from tensornet import _backend as B
 from tensornet._backend import Array
 from tensornet._validation import check_same_namespace
 
-__all__ = ["CoreSequenceFormat", "TensorFormat", "check_scalar", "common_dtype", "dtype_name"]
+__all__ = [
+    "CoreSequenceFormat",
+    "TensorFormat",
+    "check_same_shape",
+    "check_scalar",
+    "common_dtype",
+    "dtype_name",
+]
 
 
 def check_scalar(alpha: object, name: str = "alpha") -> Any:
@@ -25,6 +32,12 @@ def check_scalar(alpha: object, name: str = "alpha") -> Any:
     if B.is_array(alpha) and getattr(alpha, "ndim", None) == 0:
         return alpha
     raise TypeError(f"{name} must be a number or a 0-d array, got {type(alpha).__name__}")
+
+
+def check_same_shape(a: Any, b: Any) -> None:
+    """Binary format operations need operands of one shape."""
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
 
 
 def common_dtype(arrays: Sequence[Array], name: str) -> tuple[Any, Any]:

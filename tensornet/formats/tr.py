@@ -24,7 +24,13 @@ from tensornet import _backend as B
 from tensornet._backend import Array
 from tensornet._validation import check_int, check_max_rank, check_rtol
 from tensornet.contract import contract
-from tensornet.formats._base import CoreSequenceFormat, check_scalar, common_dtype, dtype_name
+from tensornet.formats._base import (
+    CoreSequenceFormat,
+    check_same_shape,
+    check_scalar,
+    common_dtype,
+    dtype_name,
+)
 from tensornet.formats.tt import (
     TTTensor,
     _check_cores,
@@ -135,11 +141,6 @@ def _check_tr(t: object, name: str) -> TRTensor:
     if not isinstance(t, TRTensor):
         raise TypeError(f"{name} must be a TRTensor, got {type(t).__name__}")
     return t
-
-
-def _check_same_shape(a: TRTensor, b: TRTensor) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
 
 
 def _getitem(t: TRTensor, index: object) -> Any:
@@ -392,7 +393,7 @@ def tr_add(a: TRTensor, b: TRTensor) -> TRTensor:
     """
     a = _check_tr(a, "a")
     b = _check_tr(b, "b")
-    _check_same_shape(a, b)
+    check_same_shape(a, b)
     xp, dtype = common_dtype([a.cores[0], b.cores[0]], "cores of a and b")
     return TRTensor(
         _chain_sum([[xp.astype(c, dtype) for c in a.cores], [xp.astype(c, dtype) for c in b.cores]])
@@ -422,7 +423,7 @@ def tr_hadamard(a: TRTensor, b: TRTensor) -> TRTensor:
     """
     a = _check_tr(a, "a")
     b = _check_tr(b, "b")
-    _check_same_shape(a, b)
+    check_same_shape(a, b)
     xp, dtype = common_dtype([a.cores[0], b.cores[0]], "cores of a and b")
     cores = []
     for x, y in zip(a.cores, b.cores):
@@ -476,7 +477,7 @@ def tr_inner(a: TRTensor, b: TRTensor) -> Array:
     """
     a = _check_tr(a, "a")
     b = _check_tr(b, "b")
-    _check_same_shape(a, b)
+    check_same_shape(a, b)
     xp, dtype = common_dtype([a.cores[0], b.cores[0]], "cores of a and b")
     return _transfer_inner(
         [xp.astype(c, dtype) for c in a.cores], [xp.astype(c, dtype) for c in b.cores]

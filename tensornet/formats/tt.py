@@ -25,6 +25,7 @@ from tensornet._validation import (
 from tensornet.contract import contract
 from tensornet.formats._base import (
     CoreSequenceFormat,
+    check_same_shape,
     check_scalar,
     common_dtype,
     dtype_name,
@@ -179,11 +180,6 @@ def _check_tt(t: object, name: str) -> TTTensor:
     return t
 
 
-def _check_same_shape(a: TTTensor, b: TTTensor) -> None:
-    if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape, got {a.shape} and {b.shape}")
-
-
 def _normalize_index(index: object, shape: tuple[int, ...]) -> list[int | slice]:
     """Expand ``index`` (ints, slices, one Ellipsis) to one entry per mode."""
     items = list(index) if isinstance(index, tuple) else [index]
@@ -264,7 +260,7 @@ def tt_inner(a: TTTensor, b: TTTensor) -> Array:
     """
     a = _check_tt(a, "a")
     b = _check_tt(b, "b")
-    _check_same_shape(a, b)
+    check_same_shape(a, b)
     common_dtype([a.cores[0], b.cores[0]], "cores of a and b")
     env = contract("anb,anc->bc", B.conj(a.cores[0]), b.cores[0])
     for ca, cb in zip(a.cores[1:], b.cores[1:]):
@@ -345,7 +341,7 @@ def tt_add(a: TTTensor, b: TTTensor) -> TTTensor:
     """
     a = _check_tt(a, "a")
     b = _check_tt(b, "b")
-    _check_same_shape(a, b)
+    check_same_shape(a, b)
     xp, dtype = common_dtype([a.cores[0], b.cores[0]], "cores of a and b")
     ca = [xp.astype(c, dtype) for c in a.cores]
     cb = [xp.astype(c, dtype) for c in b.cores]
@@ -366,7 +362,7 @@ def tt_hadamard(a: TTTensor, b: TTTensor) -> TTTensor:
     """Elementwise product; ranks multiply (slices are Kronecker products)."""
     a = _check_tt(a, "a")
     b = _check_tt(b, "b")
-    _check_same_shape(a, b)
+    check_same_shape(a, b)
     xp, dtype = common_dtype([a.cores[0], b.cores[0]], "cores of a and b")
     cores = []
     for x, y in zip(a.cores, b.cores):
