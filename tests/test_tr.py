@@ -37,6 +37,9 @@ from tensornet.testing import (
 
 DTYPES = ["float32", "float64", "complex128"]
 
+# scale factors whose products stay normal numbers in float32
+SCALARS = st.floats(-3, 3).filter(lambda a: a == 0 or abs(a) > 1e-6)
+
 
 def _tol(dtype: Any) -> float:
     """Relative tolerance of a scalar (inner product, norm) computed in ``dtype``."""
@@ -141,7 +144,7 @@ def test_tr_norm_of_difference_has_no_cancellation() -> None:
     assert float(tr_norm(t - t)) <= 1e-13 * float(t.norm())
 
 
-@given(pair=tr_pairs(), alpha=st.floats(-3, 3, allow_subnormal=False))
+@given(pair=tr_pairs(), alpha=SCALARS)
 def test_tr_scale_and_operators_equal_dense(pair: tuple[TRTensor, TRTensor], alpha: float) -> None:
     a, _ = pair
     dense = a.to_dense()

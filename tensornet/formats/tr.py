@@ -35,6 +35,7 @@ from tensornet.formats.tt import (
     TTTensor,
     _check_cores,
     _normalize_index,
+    chain_noise_floor,
     check_bonds,
     tt_round,
 )
@@ -631,7 +632,7 @@ def tr_round(
     folded = _fold(t.cores)
     if folded is None:
         return _zeros_like_tr(t)
-    floor = _noise_floor(folded)
+    floor = chain_noise_floor(folded)
     cores = _shrink_closing_from_left(folded)
     factor = _qr_sweep(cores, t.order)
     assert factor is not None
@@ -872,19 +873,6 @@ def _ring_norm(cores: Sequence[Array]) -> Array:
     assert factor is not None
     closed = _close(work, factor)
     return _sqrt_clipped(_transfer_inner(closed, closed))
-
-
-def _noise_floor(cores: Sequence[Array]) -> float:
-    """Round-off level of a ring's open chain: ``d * eps * prod_k ||G_k||_F`` (0 if a core is 0).
-
-    The product of core norms bounds the chain's norm in every gauge; content below
-    it cannot be resolved (as :func:`tensornet.formats.tt._noise_floor` for TTs).
-    """
-    norms = [float(B.norm(c)) for c in cores]
-    if min(norms) == 0.0:
-        return 0.0
-    log_floor = math.log(len(cores) * B.eps(cores[0])) + sum(math.log(n) for n in norms)
-    return math.exp(min(log_floor, 700.0))
 
 
 def _zeros_like_tr(t: TRTensor) -> TRTensor:

@@ -446,7 +446,7 @@ def tt_round(
     ortho = tt_orthogonalize(t, 0)
     cores = list(ortho.cores)
     total = float(B.norm(cores[0]))
-    floor = _noise_floor(t)
+    floor = chain_noise_floor(t.cores)
     if total <= floor:  # zero, or round-off of a cancelled sum such as t - t
         return _zeros_like_tt(t)
     tol = None if rtol is None else rtol * total / math.sqrt(t.order - 1)
@@ -464,18 +464,31 @@ def tt_round(
     return TTTensor(cores)
 
 
-def _noise_floor(t: TTTensor) -> float:
-    """Round-off level of a TT's entries: ``d * eps * prod_k ||G_k||_F`` (0 if a core is 0).
+def chain_noise_floor(cores: Sequence[Array]) -> float:
+    """Round-off level of a chain of cores: ``d * eps * B`` with ``B`` a bound on its norm.
 
-    The gauge-invariant product of core norms bounds ``||t||`` and sets the scale at
-    which orthogonalization and SVD errors live; content below it cannot be resolved.
-    Computed in log space so long trains neither overflow nor underflow.
+    With ``L_k = reshape(G_k, (r_k n_k, r_{k+1}))`` the partial products satisfy
+    ``||X||_F <= prod_{k<d-1} ||L_k||_2 * ||L_{d-1}||_F``, and the mirror bound holds with
+    ``R_k = reshape(G_k, (r_k, n_k r_{k+1}))`` from the right; ``B`` is the smaller one.
+    Orthogonalization and SVD errors live at ``eps * B``, so content below the floor
+    cannot be resolved; for a left- or right-orthogonalized train ``B == ||X||``. (Products
+    of Frobenius norms would overestimate by up to ``prod_k sqrt(r_k)``.) Computed in log
+    space so that long chains neither overflow nor underflow; 0 if a core is zero.
     """
-    norms = [float(B.norm(c)) for c in t.cores]
-    if min(norms) == 0.0:
+    xp = B.namespace(cores[0])
+    d = len(cores)
+
+    def log_bound(mats: list[Array]) -> float:
+        norms = [float(xp.linalg.svdvals(m)[0]) for m in mats[:-1]] + [float(B.norm(mats[-1]))]
+        return -math.inf if min(norms) == 0.0 else sum(math.log(n) for n in norms)
+
+    shapes = [tuple(int(n) for n in c.shape) for c in cores]
+    left = [xp.reshape(c, (r * n, s)) for c, (r, n, s) in zip(cores, shapes)]
+    right = [xp.reshape(c, (r, n * s)) for c, (r, n, s) in zip(cores, shapes)][::-1]
+    log_b = min(log_bound(left), log_bound(right))
+    if log_b == -math.inf:
         return 0.0
-    log_floor = math.log(t.order * B.eps(t.cores[0])) + sum(math.log(n) for n in norms)
-    return math.exp(min(log_floor, 700.0))
+    return math.exp(min(math.log(d * B.eps(cores[0])) + log_b, 700.0))
 
 
 def _zeros_like_tt(t: TTTensor) -> TTTensor:
