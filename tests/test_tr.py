@@ -506,3 +506,10 @@ def test_cuda_tensors_stay_on_cuda() -> None:
     assert tr_round(a + a).ranks == a.ranks
     assert tr_norm(a).is_cuda and tr_inner(a, b).is_cuda
     assert all(c.is_cuda for c in tr_to_tt(a, rtol=1e-3).cores)
+
+
+@pytest.mark.parametrize("ranks", [(4, 2, 6, 3), (6, 5, 4, 1), (1, 3, 3, 3), (3, 3, 3, 3)])
+def test_tr_to_dense_cut_at_any_smallest_bond_equals_einsum(ranks: tuple[int, ...]) -> None:
+    t = random_tr((3, 4, 5, 2), ranks, rng=3)
+    expected = np.einsum("aib,bjc,ckd,dla->ijkl", *t.cores)
+    np.testing.assert_allclose(t.to_dense(), expected, rtol=1e-12, atol=1e-12)

@@ -204,6 +204,38 @@ def test_tr_search_candidates_are_sorted_and_rebuild_with_tr_svd(
         assert abs(_rel_error(t, x) - c.error) <= 1e-6 * max(c.error, 1e-6)
 
 
+def _assert_same_as_exhaustive(x: np.ndarray, **kwargs: object) -> None:
+    """tr_search (pruned) returns exactly the exhaustive search's choice, cores bit for bit."""
+    best = tr_search_candidates(x, method="exact", **kwargs)[0]  # type: ignore[arg-type]
+    t = tr_search(x, method="exact", **kwargs)  # type: ignore[arg-type]
+    rtol, cap = kwargs.get("rtol"), kwargs.get("max_rank")
+    rebuilt = tr_svd(x, rtol=rtol, max_rank=cap, start=best.start, r0=best.r0, method="exact")  # type: ignore[arg-type]
+    assert (t.ranks, t.num_params) == (best.ranks, best.num_params)
+    assert all(np.array_equal(a, b) for a, b in zip(t.cores, rebuilt.cores))
+
+
+@given(x=dense_tensors(), rtol=st.floats(1e-8, 0.9), cap=st.sampled_from([None, 1, 2, 4]))
+def test_tr_search_pruning_returns_the_exhaustive_choice(
+    x: np.ndarray, rtol: float, cap: int | None
+) -> None:
+    _assert_same_as_exhaustive(x, rtol=rtol, max_rank=cap)
+
+
+@pytest.mark.parametrize("rtol", [None, 1e-8, 1e-2, 0.3, 0.6])
+@pytest.mark.parametrize("kind", ["gaussian", "ring"])
+def test_tr_search_pruning_returns_the_exhaustive_choice_on_kernels(kind: str, rtol: float) -> None:
+    """Conv-kernel layouts (T, T, 3, 3), where branch and bound prunes most sweeps."""
+    rng = np.random.default_rng(31)
+    shape = (24, 20, 3, 3)
+    if kind == "gaussian":
+        x = rng.standard_normal(shape)
+    else:
+        x = _ring_dense(_ring_cores(shape, (3, 6, 3, 2), rng))
+        x = x + 1e-4 * np.linalg.norm(x) / math.sqrt(x.size) * rng.standard_normal(shape)
+    _assert_same_as_exhaustive(x, rtol=rtol)
+    _assert_same_as_exhaustive(x, rtol=rtol, heuristic=True)
+
+
 def test_tr_search_searches_every_start_and_divisor() -> None:
     x = np.random.default_rng(5).standard_normal((4, 6, 3))
     candidates = tr_search_candidates(x, rtol=1e-12)

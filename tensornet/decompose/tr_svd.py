@@ -26,7 +26,7 @@ rest of the sweep only changes the ``U U^H x`` part through the isometry ``U``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 
 import numpy as np
 
@@ -106,7 +106,10 @@ def _first_svd(
     )
 
 
-def _ring_sweep(
+Sweep = tuple[list[Array], list[float]]
+
+
+def _sweep_steps(
     x: Array,
     start: int,
     first: TruncatedSVD,
@@ -117,11 +120,11 @@ def _ring_sweep(
     method: str,
     rng: np.random.Generator,
     total: float,
-) -> tuple[list[Array], list[float]]:
-    """Cores (original mode order) and per-SVD tails of TR-SVD from a precomputed first SVD.
+) -> Generator[tuple[int, Array, int], None, Sweep]:
+    """The sweep of :func:`_ring_sweep`, pausing before each middle SVD.
 
-    ``caps`` caps the ``d - 2`` middle SVDs (None: no cap). ``r0`` must divide the rank of
-    ``first``. The returned tails start with ``first.error``.
+    Yields ``(j, mat, rank)`` before the SVD of sweep step ``j`` (matrix ``mat``, left bond
+    ``rank``); resuming it runs that SVD. Returns the cores and tails (StopIteration value).
     """
     xp = B.namespace(x)
     d = x.ndim
@@ -138,6 +141,7 @@ def _ring_sweep(
     for j in range(1, d - 1):  # Step 4: TT-SVD over the middle modes, r0 merged at the end
         mat = xp.reshape(carry, (rank * sizes[j], -1))
         shape = (int(mat.shape[0]), int(mat.shape[1]))
+        yield j, mat, rank
         res = _truncated_svd(
             mat,
             tol=tol,
@@ -153,6 +157,34 @@ def _ring_sweep(
         rank = new_rank
     rotated.append(xp.reshape(carry, (rank, sizes[-1], r0)))  # closes the ring through r0
     return [rotated[(k - start) % d] for k in range(d)], tails
+
+
+def _ring_sweep(
+    x: Array,
+    start: int,
+    first: TruncatedSVD,
+    r0: int,
+    *,
+    tol: float | None,
+    caps: Sequence[int] | None,
+    method: str,
+    rng: np.random.Generator,
+    total: float,
+) -> Sweep:
+    """Cores (original mode order) and per-SVD tails of TR-SVD from a precomputed first SVD.
+
+    ``caps`` caps the ``d - 2`` middle SVDs (None: no cap). ``r0`` must divide the rank of
+    ``first``. The returned tails start with ``first.error``.
+    """
+    steps = _sweep_steps(
+        x, start, first, r0, tol=tol, caps=caps, method=method, rng=rng, total=total
+    )
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: Sweep = done.value
+            return result
 
 
 def _zero_ring(x: Array) -> TRTensor:

@@ -176,8 +176,10 @@ def _getitem(t: TRTensor, index: object) -> Any:
 def tr_to_dense(t: TRTensor) -> Array:
     """Contract a TR into the full tensor of shape ``t.shape``.
 
-    The chain is contracted left to right with the closing bond kept open, then
-    traced: cost O(r_0 * prod(shape) * r) and memory O(r_0 * prod(shape) * r).
+    The ring is cut at its smallest bond ``r_c`` (the chain starts at core ``c``) and
+    contracted left to right with that bond open; the trace is fused into the last
+    contraction, so the largest intermediate holds ``r_c * prod(shape) / n * r`` entries
+    (never ``r_c**2 * prod(shape)``). Modes are put back in their original order.
 
     Examples
     --------
@@ -188,13 +190,22 @@ def tr_to_dense(t: TRTensor) -> Array:
     """
     t = _check_tr(t, "t")
     xp = B.namespace(t.cores[0])
-    r0 = int(t.cores[0].shape[0])
-    result = t.cores[0]  # (r0, n_0, r_1)
-    for core in t.cores[1:]:
-        left = xp.reshape(result, (r0, -1, int(result.shape[-1])))
+    d = t.order
+    ranks = t.ranks[:d]
+    c = min(range(d), key=lambda k: ranks[k])
+    chain = [*t.cores[c:], *t.cores[:c]]
+    if d == 1:
+        return contract("ana->n", chain[0])
+    rc = ranks[c]
+    result = chain[0]
+    for core in chain[1:-1]:
+        left = xp.reshape(result, (rc, -1, int(result.shape[-1])))
         result = contract("amb,bnc->amnc", left, core)
-    chain = xp.reshape(result, (r0, -1, r0))
-    return xp.reshape(contract("ama->m", chain), t.shape)
+    left = xp.reshape(result, (rc, -1, int(result.shape[-1])))
+    rotated = xp.reshape(contract("amb,bna->mn", left, chain[-1]), (*t.shape[c:], *t.shape[:c]))
+    if c == 0:
+        return rotated
+    return xp.permute_dims(rotated, tuple((m - c) % d for m in range(d)))
 
 
 def tr_shift(t: TRTensor, k: int) -> TRTensor:
