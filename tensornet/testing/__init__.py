@@ -23,7 +23,7 @@ AssertionError: relative Frobenius error 3.303e-04 exceeds rtol 2.220e-13 + slac
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -367,6 +367,28 @@ def tt_ranks(shape: Sequence[int], max_rank: int = 4) -> SearchStrategy[tuple[in
     return bonds.map(lambda b: _feasible_tt_ranks(sizes, (1, *b, 1)))
 
 
+def _chain_tensors(
+    ranks_strategy: Callable[[tuple[int, ...], int], SearchStrategy[tuple[int, ...]]],
+    build: Callable[..., Any],
+    sizes: tuple[int, int, int, int],
+    max_rank: int,
+    dtype: DTypeLike,
+) -> SearchStrategy[Any]:
+    """Shape, then valid ranks and a seed, then ``build(shape, ranks, rng=seed, dtype=...)``."""
+    dt = _check_dtype(dtype)
+    rank_cap = check_int(max_rank, "max_rank", minimum=1)
+    st = _st()
+
+    def draw_args(shape: tuple[int, ...]) -> SearchStrategy[tuple[Any, ...]]:
+        return st.tuples(st.just(shape), ranks_strategy(shape, rank_cap), st.integers(0, 2**32 - 1))
+
+    def make(args: tuple[Any, ...]) -> Any:
+        shape, ranks, seed = args
+        return build(shape, ranks, rng=seed, dtype=dt)
+
+    return shapes(*sizes).flatmap(draw_args).map(make)
+
+
 def tt_tensors(
     min_order: int = 1,
     max_order: int = 4,
@@ -408,18 +430,8 @@ def tt_tensors(
     ...     assert float(t.norm()) >= 0
     >>> test_norm_is_nonnegative()
     """
-    dt = _check_dtype(dtype)
-    rank_cap = check_int(max_rank, "max_rank", minimum=1)
-    st = _st()
-
-    def draw_args(shape: tuple[int, ...]) -> SearchStrategy[tuple[Any, ...]]:
-        return st.tuples(st.just(shape), tt_ranks(shape, rank_cap), st.integers(0, 2**32 - 1))
-
-    def build(args: tuple[Any, ...]) -> TTTensor:
-        shape, ranks, seed = args
-        return random_tt(shape, ranks, rng=seed, dtype=dt)
-
-    return shapes(min_order, max_order, min_size, max_size).flatmap(draw_args).map(build)
+    sizes = (min_order, max_order, min_size, max_size)
+    return _chain_tensors(tt_ranks, random_tt, sizes, max_rank, dtype)
 
 
 def tr_ranks(shape: Sequence[int], max_rank: int = 4) -> SearchStrategy[tuple[int, ...]]:
@@ -499,18 +511,8 @@ def tr_tensors(
     ...     assert float(t.norm()) >= 0
     >>> test_norm_is_nonnegative()
     """
-    dt = _check_dtype(dtype)
-    rank_cap = check_int(max_rank, "max_rank", minimum=1)
-    st = _st()
-
-    def draw_args(shape: tuple[int, ...]) -> SearchStrategy[tuple[Any, ...]]:
-        return st.tuples(st.just(shape), tr_ranks(shape, rank_cap), st.integers(0, 2**32 - 1))
-
-    def build(args: tuple[Any, ...]) -> TRTensor:
-        shape, ranks, seed = args
-        return random_tr(shape, ranks, rng=seed, dtype=dt)
-
-    return shapes(min_order, max_order, min_size, max_size).flatmap(draw_args).map(build)
+    sizes = (min_order, max_order, min_size, max_size)
+    return _chain_tensors(tr_ranks, random_tr, sizes, max_rank, dtype)
 
 
 def rtols(min_value: float = 1e-6, max_value: float = 0.9) -> SearchStrategy[float]:
