@@ -72,6 +72,7 @@ from tensornet.formats import (
 from tensornet.io import load, register_format, save
 from tensornet.linalg import TruncatedSVD, truncated_svd
 from tensornet.random import random_cp, random_tr, random_tt, random_tt_matrix, random_tucker
+from tensornet.stp import stp, stp_mode_product, stp_right
 
 __version__ = "0.1.0"
 
@@ -107,6 +108,9 @@ __all__ = [
     "register_format",
     "save",
     "st_hosvd",
+    "stp",
+    "stp_mode_product",
+    "stp_right",
     "tr_add",
     "tr_als",
     "tr_hadamard",
