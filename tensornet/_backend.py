@@ -91,9 +91,8 @@ def conj(x: Array) -> Array:
 
 
 def real_dtype(x: Array) -> Any:
-    """The real floating dtype matching the dtype of ``x``."""
-    xp = namespace(x)
-    return xp.finfo(x.dtype).dtype if hasattr(xp.finfo(x.dtype), "dtype") else x.dtype
+    """The real floating dtype matching the dtype of ``x`` (in ``x``'s own library)."""
+    return namespace(x).real(x).dtype if is_complex(x) else x.dtype
 
 
 def standard_normal(like: Array, shape: tuple[int, ...], rng: np.random.Generator) -> Array:

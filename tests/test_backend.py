@@ -50,3 +50,20 @@ def test_is_array_rejects_python_scalars_and_lists() -> None:
     assert not B.is_array(3.0)
     assert not B.is_array([1.0, 2.0])
     assert B.is_array(np.ones(2))
+
+
+def test_real_dtype_stays_in_the_array_library() -> None:
+    torch = pytest.importorskip("torch")
+    assert B.real_dtype(torch.zeros(2, dtype=torch.complex64)) == torch.float32
+    assert B.real_dtype(torch.zeros(2, dtype=torch.float64)) == torch.float64
+    assert B.real_dtype(np.zeros(2, dtype=np.complex128)) == np.float64
+
+
+def test_norm_of_an_all_zero_torch_ring_is_a_real_zero() -> None:
+    torch = pytest.importorskip("torch")
+    import tensornet as tn
+
+    zero = tn.TRTensor([torch.zeros((2, 3, 2), dtype=torch.complex128)] * 2)
+    norm = tn.tr_norm(zero)
+    assert isinstance(norm, torch.Tensor) and norm.dtype == torch.float64
+    assert float(norm) == 0.0
