@@ -1,7 +1,7 @@
 """tensornet: tensor-network algebra on NumPy, torch and any array-API library.
 
-Formats (TT, TT-matrix, TR, Tucker, CP; STP to come), decompositions
-that honour an error bound, format-native algebra that never densifies, and
+Formats (TT, TT-matrix, TR, Tucker, CP and the semi-tensor-product STTucker, STT,
+STR), decompositions that honour an error bound, format-native algebra that never densifies, and
 cached contraction.
 """
 
@@ -22,6 +22,9 @@ from tensornet.decompose import (
 )
 from tensornet.formats import (
     CPTensor,
+    STRTensor,
+    STTTensor,
+    STTuckerTensor,
     TRTensor,
     TTMatrix,
     TTTensor,
@@ -32,6 +35,25 @@ from tensornet.formats import (
     cp_to_dense,
     cp_to_tr,
     cp_to_tt,
+    kron_identity,
+    partial_trace,
+    str_add,
+    str_core_shapes,
+    str_num_params,
+    str_scale,
+    str_to_tr,
+    stt_add,
+    stt_core_shapes,
+    stt_num_params,
+    stt_scale,
+    stt_to_dense,
+    stt_to_tt,
+    sttucker_add,
+    sttucker_norm,
+    sttucker_num_params,
+    sttucker_scale,
+    sttucker_to_dense,
+    sttucker_to_tucker,
     tr_add,
     tr_hadamard,
     tr_inner,
@@ -71,7 +93,16 @@ from tensornet.formats import (
 )
 from tensornet.io import load, register_format, save
 from tensornet.linalg import TruncatedSVD, truncated_svd
-from tensornet.random import random_cp, random_tr, random_tt, random_tt_matrix, random_tucker
+from tensornet.random import (
+    random_cp,
+    random_str,
+    random_stt,
+    random_sttucker,
+    random_tr,
+    random_tt,
+    random_tt_matrix,
+    random_tucker,
+)
 from tensornet.stp import stp, stp_mode_product, stp_right
 
 __version__ = "0.1.0"
@@ -80,6 +111,9 @@ __all__ = [
     "CPTensor",
     "ContractionCost",
     "ConvergenceWarning",
+    "STRTensor",
+    "STTTensor",
+    "STTuckerTensor",
     "TRCandidate",
     "TRTensor",
     "TTMatrix",
@@ -99,8 +133,13 @@ __all__ = [
     "cp_to_tt",
     "hooi",
     "hosvd",
+    "kron_identity",
     "load",
+    "partial_trace",
     "random_cp",
+    "random_str",
+    "random_stt",
+    "random_sttucker",
     "random_tr",
     "random_tt",
     "random_tt_matrix",
@@ -111,6 +150,23 @@ __all__ = [
     "stp",
     "stp_mode_product",
     "stp_right",
+    "str_add",
+    "str_core_shapes",
+    "str_num_params",
+    "str_scale",
+    "str_to_tr",
+    "stt_add",
+    "stt_core_shapes",
+    "stt_num_params",
+    "stt_scale",
+    "stt_to_dense",
+    "stt_to_tt",
+    "sttucker_add",
+    "sttucker_norm",
+    "sttucker_num_params",
+    "sttucker_scale",
+    "sttucker_to_dense",
+    "sttucker_to_tucker",
     "tr_add",
     "tr_als",
     "tr_hadamard",

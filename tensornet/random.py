@@ -25,12 +25,30 @@ import numpy as np
 from tensornet._backend import is_array
 from tensornet._validation import _describe, check_choice, check_int, check_rng, check_shape
 from tensornet.formats.cp import CPTensor
+from tensornet.formats.stp_formats import (
+    STRTensor,
+    STTTensor,
+    STTuckerTensor,
+    _sttucker_plan,
+    check_k,
+    str_core_shapes,
+    stt_core_shapes,
+)
 from tensornet.formats.tr import TRTensor
 from tensornet.formats.tt import TTTensor
 from tensornet.formats.tt_matrix import TTMatrix
 from tensornet.formats.tucker import TuckerTensor, check_modes, check_tucker_ranks
 
-__all__ = ["random_cp", "random_tr", "random_tt", "random_tt_matrix", "random_tucker"]
+__all__ = [
+    "random_cp",
+    "random_str",
+    "random_stt",
+    "random_sttucker",
+    "random_tr",
+    "random_tt",
+    "random_tt_matrix",
+    "random_tucker",
+]
 
 DTypeLike = Any
 """A NumPy dtype (or type) or one of the strings of :data:`DTYPES`."""
@@ -502,3 +520,163 @@ def random_cp(
     weights = np.full(r, 1.0 / math.sqrt(r)).astype(dt)
     factors = [_gaussian(gen, (n, r), dt).astype(dt) for n in sizes]
     return CPTensor(weights, factors)
+
+
+def _stored_variance_cores(
+    core_shapes: Sequence[tuple[int, int, int]], rng: object, dtype: object
+) -> list[np.ndarray]:
+    """Gaussian cores of variance ``1 / (stored right size)``: unit-variance dense entries.
+
+    In the STP chains each stored right index of a core is one new free index of the sum
+    that makes an entry (the copy index ``s`` of ``⊗ I_k`` is fixed once a full core
+    has chosen it), so the count of products in an entry is the product of the stored
+    right sizes and each product has the inverse variance.
+    """
+    ranks = [1, *(s[2] for s in core_shapes)]
+    return _gaussian_cores(core_shapes, ranks, rng, dtype)
+
+
+def random_stt(
+    shape: Sequence[int],
+    ranks: int | Sequence[int],
+    *,
+    k: int,
+    rng: np.random.Generator | int | None = None,
+    dtype: DTypeLike = "float64",
+) -> STTTensor:
+    """Random STT with Gaussian cores and unit-variance dense entries.
+
+    Ranks are not clipped to what the shape allows (an STT with larger bonds than its
+    unfoldings is valid, only redundant).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Mode sizes ``(n_0, ..., n_{d-1})``.
+    ranks : int or sequence of int
+        Ranks of the equivalent ordinary format (see the format's class).
+    k : int
+        Size of the identity factor; it must divide the sizes it multiplies.
+    rng : numpy.random.Generator, int or None
+        Source of randomness; the same seed gives the same tensor.
+    dtype : str or numpy dtype
+        One of ``"float32"``, ``"float64"``, ``"complex64"``, ``"complex128"``.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type.
+    ValueError
+        If a size or rank is < 1, ``ranks`` has the wrong length, or ``k`` does not divide
+        a size it must divide.
+
+    Examples
+    --------
+    >>> from tensornet.random import random_stt
+    >>> random_stt((4, 5, 6, 7), 4, k=2, rng=0)
+    STTTensor(shape=(4, 5, 6, 7), ranks=(1, 4, 4, 4, 1), k=2, dtype=float64, num_params=88)
+    """
+    k = check_k(k)
+    shapes = stt_core_shapes(shape, ranks, k)
+    return STTTensor(tuple(_stored_variance_cores(shapes, rng, dtype)), k=k)
+
+
+def random_str(
+    shape: Sequence[int],
+    ranks: int | Sequence[int],
+    *,
+    k: int,
+    rng: np.random.Generator | int | None = None,
+    dtype: DTypeLike = "float64",
+) -> STRTensor:
+    """Random STR with Gaussian cores and unit-variance dense entries.
+
+    Ranks are not clipped to what the shape allows.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Mode sizes ``(n_0, ..., n_{d-1})``.
+    ranks : int or sequence of int
+        Ranks of the equivalent ordinary format (see the format's class).
+    k : int
+        Size of the identity factor; it must divide the sizes it multiplies.
+    rng : numpy.random.Generator, int or None
+        Source of randomness; the same seed gives the same tensor.
+    dtype : str or numpy dtype
+        One of ``"float32"``, ``"float64"``, ``"complex64"``, ``"complex128"``.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type.
+    ValueError
+        If a size or rank is < 1, ``ranks`` has the wrong length, or ``k`` does not divide
+        a size it must divide.
+
+    Examples
+    --------
+    >>> from tensornet.random import random_str
+    >>> random_str((4, 5, 6), 6, k=2, rng=0)
+    STRTensor(shape=(4, 5, 6), ranks=(6, 6, 6, 6), k=2, dtype=float64, num_params=243)
+    """
+    k = check_k(k)
+    shapes = str_core_shapes(shape, ranks, k)
+    return STRTensor(tuple(_stored_variance_cores(shapes, rng, dtype)), k=k)
+
+
+def random_sttucker(
+    shape: Sequence[int],
+    ranks: int | Sequence[int],
+    *,
+    k: int,
+    modes: int | Sequence[int] | None = None,
+    rng: np.random.Generator | int | None = None,
+    dtype: DTypeLike = "float64",
+) -> STTuckerTensor:
+    """Random STTucker tensor: unit-variance core, factors of variance ``k / R_n``.
+
+    A row of ``U_n ⊗ I_k`` has ``R_n / k`` non-zeros, so every dense entry is a sum of
+    ``prod(R_n / k)`` products of variance ``prod(k / R_n)``: unit variance.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Mode sizes ``(n_0, ..., n_{d-1})``.
+    ranks : int or sequence of int
+        Ranks of the equivalent ordinary format (see the format's class).
+    k : int
+        Size of the identity factor; it must divide the sizes it multiplies.
+    modes : int or sequence of int, optional
+        The factored modes (None: all), as in :func:`random_tucker`.
+    rng : numpy.random.Generator, int or None
+        Source of randomness; the same seed gives the same tensor.
+    dtype : str or numpy dtype
+        One of ``"float32"``, ``"float64"``, ``"complex64"``, ``"complex128"``.
+
+    Raises
+    ------
+    TypeError
+        If an argument has the wrong type.
+    ValueError
+        If a size or rank is < 1, ``ranks`` has the wrong length, or ``k`` does not divide
+        a size it must divide.
+
+    Examples
+    --------
+    >>> from tensornet.random import random_sttucker
+    >>> t = random_sttucker((6, 8, 10), 4, k=2, rng=0)
+    >>> t.ranks, t.k, t.num_params
+    ((4, 4, 4), 2, 88)
+    """
+    k = check_k(k)
+    sizes, full = _sttucker_plan(shape, ranks, k, modes)
+    dt = _check_dtype(dtype)
+    gen = check_rng(rng)
+    core_shape = tuple(full.get(m, n) for m, n in enumerate(sizes))
+    core = _gaussian(gen, core_shape, dt).astype(dt)
+    factors: list[np.ndarray | None] = [None] * len(sizes)
+    for m in sorted(full):
+        values = _gaussian(gen, (sizes[m] // k, full[m] // k), dt) * math.sqrt(k / full[m])
+        factors[m] = values.astype(dt)
+    return STTuckerTensor(core, factors, k=k)
