@@ -3,6 +3,11 @@
 from tensornet.decompose.cp_als import (
     cp_als,
 )
+from tensornet.decompose.stp_fit import (
+    str_fit,
+    stt_fit,
+    sttucker_fit,
+)
 from tensornet.decompose.tr_als import (
     tr_als,
 )
@@ -32,6 +37,9 @@ __all__ = [
     "hooi",
     "hosvd",
     "st_hosvd",
+    "str_fit",
+    "stt_fit",
+    "sttucker_fit",
     "tr_als",
     "tr_search",
     "tr_search_candidates",
