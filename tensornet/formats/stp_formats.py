@@ -219,7 +219,8 @@ def str_core_shapes(shape: Sequence[int], ranks: object, k: int) -> list[tuple[i
 def stt_num_params(shape: Sequence[int], ranks: object, k: int) -> int:
     """Number of stored entries of an STT (before fitting one); see :func:`stt_core_shapes`.
 
-    ``n_0 R_1 + sum_{0<j<d-1} n_j R_j R_{j+1} / k**2 + R_{d-1} n_{d-1}``.
+    ``n_0 R_1 + sum_{0<j<d-1} n_j R_j R_{j+1} / k**2 + R_{d-1} n_{d-1}`` for ``d >= 2``
+    (``n_0`` for ``d = 1``).
 
     Examples
     --------
@@ -520,7 +521,8 @@ def str_to_tr(t: STRTensor, *, compact: bool = False) -> TRTensor:
     compact : bool
         False (default): ranks ``t.ranks``, cores ``G_0, G_j ⊗ I_k``. True: ranks
         ``t.ranks / k`` (exact as well), cores ``partial_trace(G_0, k), G_1, ..., G_{d-1}``,
-        because ``trace(G_0 (P ⊗ I_k)) = trace(partial_trace(G_0) P)``.
+        because ``trace(G_0 (P ⊗ I_k)) = trace(partial_trace(G_0) P)``. An order-1 STR has
+        no reduced core and is returned as the TR of its one core either way.
 
     Examples
     --------
@@ -920,13 +922,6 @@ def sttucker_add(a: STTuckerTensor, b: STTuckerTensor) -> STTuckerTensor:
             return xp.eye(t.shape[m] // k, dtype=dtype, device=dev)
         return xp.astype(f, dtype)
 
-    for m in modes:
-        for t, name in ((a, "a"), (b, "b")):
-            if t.factors[m] is None and t.shape[m] % k:
-                raise ValueError(
-                    f"k = {k} must divide the size {t.shape[m]} of mode {m}, factored in one "
-                    f"operand only ({name} leaves it unfactored)"
-                )
     blocks = []
     for t, before in ((a, True), (b, False)):
         core = xp.astype(t.core, dtype)
