@@ -512,3 +512,17 @@ def test_cuda_tensors_stay_on_cuda() -> None:
         assert all(c.is_cuda and c.dtype == torch.float32 for c in t.cores)
     err = torch.linalg.vector_norm(results[0].to_dense() - x) / torch.linalg.vector_norm(x)
     assert float(err) <= 1e-3 + 1e-4
+
+
+@pytest.mark.parametrize(("shape", "ranks"), [((3, 3), 2), ((4, 6, 5), 3), ((2, 5, 5, 2), 3)])
+def test_tr_als_svd_start_when_the_first_unfolding_rank_is_below_the_bond_product(
+    shape: tuple[int, ...], ranks: int
+) -> None:
+    # The start must split the first SVD's rank r into r0 * r1 <= r (it once ranked the
+    # splits by q * p and could ask for more columns than the SVD has).
+    x = np.random.default_rng(0).standard_normal(shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        t = tr_als(x, ranks, n_iter_max=3, rng=0)
+    assert t.ranks == (ranks,) * (len(shape) + 1)
+    assert np.isfinite(float(t.norm()))

@@ -519,7 +519,9 @@ def sttucker_fit(
     Alternating least squares in orthonormal form (HOOI on k-folded unfoldings; module
     docstring): each sweep updates every factor given the others, the core is the
     projection of ``x``, and the relative error ``sqrt(||x||^2 - ||core||^2) / ||x||``
-    cannot increase. Stops when it changes by less than ``tol`` in a sweep.
+    cannot increase. Stops when it changes by less than ``tol`` in a sweep, or when the
+    core norm no longer changes beyond round-off (``100 eps``; the error, computed from
+    it by cancellation, is only known to about ``sqrt(eps)``).
 
     Parameters
     ----------
@@ -614,6 +616,11 @@ def sttucker_fit(
     change = error = math.inf
     converged = False
     core = x
+    # The error comes from ||core|| by cancellation, so it is only known to about
+    # sqrt(eps): near an exact fit it jitters by ~1e-8 (float64) from sweep to sweep. A
+    # core norm that no longer changes beyond round-off (as in HOOI) is converged too.
+    resolution = 100.0 * B.eps(x)
+    previous_kept = -1.0
     for sweep in range(1, n_iter + 1):
         for m in order:
             y = _project(x, factors, k, skip=m)
@@ -622,10 +629,11 @@ def sttucker_fit(
         kept = float(B.norm(s)) / total
         error = math.sqrt(max(1.0 - kept * kept, 0.0))
         change = abs(previous - error)
-        previous = error
+        stalled = abs(kept - previous_kept) <= resolution * kept
+        previous, previous_kept = error, kept
         if cb is not None:
             cb(sweep, error)
-        if change < tol_value:
+        if change < tol_value or stalled:
             converged = True
             break
     _report("sttucker_fit", n_iter, error, change, tol_value, converged)

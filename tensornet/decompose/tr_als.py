@@ -119,7 +119,7 @@ def _svd_cores(
     )
     r = int(first.s.shape[0])
     usable = [
-        (q * p, q)
+        (p, q)
         for p in range(1, r + 1)
         for q in _divisors(p)
         if q <= bonds[0] and p // q <= bonds[1 % d]
