@@ -96,6 +96,17 @@ def stp(a: Array, b: Array) -> Array:
     p, q = int(b.shape[-2]), int(b.shape[-1])
     if n == p:
         return a @ b
+    if n % p == 0:  # A (B ⊗ I_k): A's columns (r, s) -> one (m k, p) @ (p, q) product
+        k = n // p
+        lead = tuple(a.shape[:-2])
+        a3 = xp.reshape(xp.matrix_transpose(xp.reshape(a, (*lead, m, p, k))), (*lead, m * k, p))
+        out = xp.reshape(a3 @ b, (*tuple(xp.broadcast_shapes(lead, tuple(b.shape[:-2]))), m, k, q))
+        return xp.reshape(xp.matrix_transpose(out), (*out.shape[:-2], q * k))
+    if p % n == 0:  # (A ⊗ I_k) B: B's rows (j, s) -> one (m, n) @ (n, k q) product, no copy
+        k = p // n
+        lead = tuple(b.shape[:-2])
+        out = a @ xp.reshape(b, (*lead, n, k * q))
+        return xp.reshape(out, (*out.shape[:-2], m * k, q))
     alpha, beta, cols, rows = _links(n, p)
     a_g = _gather(xp, a, cols, axis=-1)  # (..., m, alpha, beta, u)
     b_g = _gather(xp, b, rows, axis=-2)  # (..., alpha, beta, u, q)

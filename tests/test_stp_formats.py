@@ -264,6 +264,22 @@ def test_equivalent_ordinary_cores_are_slicewise_kron_with_identity(
             np.testing.assert_array_equal(big[:, i, :], np.kron(stored[:, i, :], np.eye(t.k)))
 
 
+@given(t=stt_tensors(min_order=1))
+def test_stt_is_the_tr_of_closing_rank_k_with_the_same_entries(t: STTTensor) -> None:
+    ring = t.to_tr()
+    assert isinstance(ring, TRTensor)
+    assert ring.num_params == t.num_params
+    if t.order >= 3:
+        assert ring.ranks == (t.k, *(r // t.k for r in t.ranks[1:-1]), t.k)
+        # the end cores are G_0 and G_{d-1} with the copy index moved to the closing bond
+        n0 = t.shape[0]
+        first = np.transpose(ring.cores[0], (1, 2, 0)).reshape(1, n0, t.ranks[1])
+        np.testing.assert_array_equal(first, t.cores[0])
+    else:
+        assert ring.ranks == t.ranks
+    assert_tensors_close(ring, t.to_dense())
+
+
 @given(
     r=st.integers(1, 3),
     n=st.integers(1, 3),

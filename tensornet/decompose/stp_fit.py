@@ -146,15 +146,18 @@ def _pad_to(core: Array, shape: tuple[int, int, int]) -> Array:
 
 
 def _stt_svd_start(
-    x: Array, shapes: Sequence[tuple[int, int, int]], k: int, rng: np.random.Generator, total: float
+    x: Array,
+    shapes: Sequence[tuple[int, int, int]],
+    k: int,
+    rng: np.random.Generator,
+    total: float,
 ) -> list[Array]:
-    """STT start: the ordinary decomposition it equals, projected onto the STT structure.
+    """STT start: the ordinary decomposition it equals, read back as an STT.
 
     ``k = 1`` or ``d <= 2``: TT-SVD capped at the ranks (an STT with no reduced core is a
-    TT). Otherwise the STT is the ring of ranks ``R / k`` over the modes
-    ``(n_{d-1} n_0, n_1, ..., n_{d-2})`` whose merged core ``H`` has rank ``<= k`` as a
-    ``((c, l), (i, a))`` matrix (module docstring of :mod:`tensornet.formats.stp_formats`):
-    a TR-SVD of that ring, then the best rank-``k`` split of ``H`` into the end cores.
+    TT). Otherwise an STT is exactly the TR of ranks ``(k, R_1/k, ..., R_{d-1}/k)``
+    (:func:`~tensornet.formats.stp_formats.stt_to_tr`): TR-SVD from mode 0 at those ranks
+    (capped, then padded as in :func:`tensornet.tr_als`), its end cores folded back.
     """
     xp = B.namespace(x)
     d = x.ndim
@@ -162,28 +165,13 @@ def _stt_svd_start(
         caps = [s[2] for s in shapes[:-1]]
         cores = list(tt_svd(x, max_rank=caps).cores) if d > 1 else [xp.reshape(x, shapes[0])]
         return [_pad_to(c, s) for c, s in zip(cores, shapes)]
-    n0, nl = int(x.shape[0]), int(x.shape[-1])
-    merged = xp.reshape(xp.moveaxis(x, d - 1, 0), (nl * n0, *(int(n) for n in x.shape[1:-1])))
-    bonds = (shapes[-1][0] // k, *(s[0] for s in shapes[1:-1]))
-    ring = _svd_cores(merged, bonds, rng, total)
-    h = ring[0]  # (R_{d-1}/k, nl * n0, R_1/k)
-    c, a = int(h.shape[0]), int(h.shape[2])
-    mat = xp.reshape(h, (c * nl, n0 * a))
-    split = _truncated_svd(mat, tol=None, cap=k, method="exact")
-    root = xp.sqrt(xp.astype(split.s, mat.dtype))
-    left = split.U * root[None, :]  # ((c, l), s)
-    right = root[:, None] * split.Vh  # (s, (i, a))
-    rank = int(root.shape[0])
-    if rank < k:
-        left = xp.concat(
-            [left, xp.zeros((c * nl, k - rank), dtype=mat.dtype, device=B.device(mat))], axis=1
-        )
-        right = xp.concat(
-            [right, xp.zeros((k - rank, n0 * a), dtype=mat.dtype, device=B.device(mat))], axis=0
-        )
-    last = xp.reshape(xp.permute_dims(xp.reshape(left, (c, nl, k)), (0, 2, 1)), (c * k, nl, 1))
-    first = xp.reshape(xp.permute_dims(xp.reshape(right, (k, n0, a)), (1, 2, 0)), (1, n0, a * k))
-    return [first, *ring[1:], last]
+    bonds = (k, *(s[0] for s in shapes[1:-1]), shapes[-1][0] // k)
+    ring = _svd_cores(x, bonds, rng, total)
+    f, tail = ring[0], ring[-1]  # (k, n_0, R_1/k) and (R_{d-1}/k, n_{d-1}, k)
+    n0, nl = int(f.shape[1]), int(tail.shape[1])
+    first = xp.reshape(xp.permute_dims(f, (1, 2, 0)), (1, n0, shapes[0][2]))
+    last = xp.reshape(xp.permute_dims(tail, (0, 2, 1)), (shapes[-1][0], nl, 1))
+    return [first, *ring[1:-1], last]
 
 
 def _str_svd_start(
@@ -328,14 +316,14 @@ def stt_fit(
     rng : numpy.random.Generator, int or None
         Randomness of the start (random start, padding of the SVD start).
     init : {"svd", "random"}, STTTensor or None
-        ``"svd"``: the ordinary decomposition projected onto the STT structure: TT-SVD
-        when ``k = 1`` or ``d <= 2``; otherwise the TR-SVD of the ring of ranks ``R / k``
-        that an STT equals (first and last modes merged), whose merged core is split into
-        the two end cores by a rank-``k`` SVD. ``"random"``: Gaussian cores. An STTTensor
-        of this shape, ranks and ``k`` starts from its cores. None (default): ``"svd"``
-        when ``k = 1`` or ``d <= 2``, else ``"random"``: the capped TR-SVD is not exact
-        on a ring, and from it ALS recovered generated STTs less often than from random
-        starts (5-8 of 10 against 10 of 10, docs/benchmarks.md).
+        ``"svd"``: the ordinary decomposition that the STT equals: TT-SVD when ``k = 1``
+        or ``d <= 2``; otherwise TR-SVD at the ring ranks ``(k, R_1/k, ..., R_{d-1}/k)``
+        (see :func:`~tensornet.formats.stp_formats.stt_to_tr`), capped and padded as in
+        :func:`tensornet.tr_als`. ``"random"``: Gaussian cores. An STTTensor of this
+        shape, ranks and ``k`` starts from its cores. None (default): ``"svd"`` when
+        ``k = 1`` or ``d <= 2``, else ``"random"``: a capped TR-SVD is not exact on a
+        ring, and from it ALS recovered generated STTs less often than from random starts
+        (27 of 30 against 30 of 30, docs/benchmarks.md).
     callback : callable, optional
         ``callback(sweep, relative_error)`` after every sweep: convergence history.
 

@@ -27,10 +27,9 @@ Identities (tested in ``tests/test_stp_formats.py``, derived in docs/conventions
   diagonal ``(s, s)`` blocks. An STR is therefore exactly the TR of ranks ``R / k`` with
   first core ``ptr_k(G_0)`` (:func:`str_to_tr` with ``compact=True``); only ``1 / k**2``
   of ``G_0``'s entries matter.
-- STT: ``X(i) = trace(H(i_{d-1}, i_0) G_1(i_1) ... G_{d-2}(i_{d-2}))`` with
-  ``H[c, (l, i), a] = sum_s G_{d-1}[(c, s), l] G_0[i, (a, s)]``: a TR of ranks ``R / k``
-  over the modes ``(n_{d-1} n_0, n_1, ..., n_{d-2})`` whose merged core has rank at
-  most ``k`` as a ``((c, l), (i, a))`` matrix.
+- STT: ``X(i) = sum_s F(i_0)[s, :] M L(i_{d-1})[:, s]`` with ``F[s, i, a] = G_0[0, i, a k + s]``,
+  ``L[c, l, s] = G_{d-1}[c k + s, l, 0]`` and ``M`` the product of the middle cores: the TR
+  of ranks ``(k, R_1/k, ..., R_{d-1}/k, k)`` with the same stored entries (:func:`stt_to_tr`).
 
 Nothing here densifies the tensor unless its name says so (``to_dense``).
 """
@@ -84,6 +83,7 @@ __all__ = [
     "stt_num_params",
     "stt_scale",
     "stt_to_dense",
+    "stt_to_tr",
     "stt_to_tt",
     "sttucker_add",
     "sttucker_norm",
@@ -406,6 +406,10 @@ class STTTensor(_STChain):
         """The TT it equals exactly (middle cores ``G_j ⊗ I_k``); see :func:`stt_to_tt`."""
         return stt_to_tt(self)
 
+    def to_tr(self) -> TRTensor:
+        """The TR of ranks ``(k, R_1/k, ..., k)`` it equals exactly; see :func:`stt_to_tr`."""
+        return stt_to_tr(self)
+
     def to_dense(self) -> Array:
         """The full tensor (allocates ``prod(shape)`` entries); see :func:`stt_to_dense`."""
         return stt_to_dense(self)
@@ -510,6 +514,39 @@ def stt_to_tt(t: STTTensor) -> TTTensor:
     """
     t = _check_type(t, STTTensor, "t")
     return TTTensor(_equivalent_cores(t.cores, t.k, ring=False))
+
+
+def stt_to_tr(t: STTTensor) -> TRTensor:
+    """The TR of ranks ``(k, R_1/k, ..., R_{d-1}/k, k)`` that ``t`` equals, same entry count.
+
+    ``X(i) = G_0(i_0) (M ⊗ I_k) G_{d-1}(i_{d-1}) = sum_s F(i_0)[s, :] M L(i_{d-1})[:, s]`` with
+    ``M`` the product of the middle cores, ``F[s, i, a] = G_0[0, i, a k + s]`` and
+    ``L[c, l, s] = G_{d-1}[c k + s, l, 0]``: the copy index ``s`` becomes the closing bond of
+    a ring whose interior bonds are the stored sizes. With ``d <= 2`` (no middle core) the
+    result is the TT itself as a ring (closing rank 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from tensornet.random import random_stt
+    >>> t = random_stt((4, 5, 6, 7), 6, k=3, rng=0)
+    >>> r = stt_to_tr(t)
+    >>> r.ranks, r.num_params == t.num_params
+    ((3, 2, 2, 2, 3), True)
+    >>> bool(np.allclose(r.to_dense(), t.to_dense()))
+    True
+    """
+    t = _check_type(t, STTTensor, "t")
+    if len(t.cores) <= 2:
+        return TRTensor(t.cores)
+    xp = B.namespace(t.cores[0])
+    k = t.k
+    first, last = t.cores[0], t.cores[-1]
+    n0, r1 = int(first.shape[1]), int(first.shape[2])
+    rl, nl = int(last.shape[0]), int(last.shape[1])
+    f = xp.permute_dims(xp.reshape(first, (n0, r1 // k, k)), (2, 0, 1))
+    tail = xp.permute_dims(xp.reshape(last, (rl // k, k, nl)), (0, 2, 1))
+    return TRTensor([f, *t.cores[1:-1], tail])
 
 
 def str_to_tr(t: STRTensor, *, compact: bool = False) -> TRTensor:
