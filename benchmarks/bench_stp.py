@@ -396,14 +396,14 @@ def fits_for(
 
     als: dict[str, Any] = {"n_iter_max": n_iter_max, "tol": tol}
     for r in grid.tt_svd:
-        add("TT-SVD", f"max_rank={r}", tt_svd, max_rank=r, iterative=False)
+        add("TT-SVD", f"max_rank={r}", tt_svd, max_rank=r, rng=SEED, iterative=False)
     for k in (1, 2, 4):
         family = "TT-ALS (STT k=1)" if k == 1 else f"STT k={k}"
         for r in grid.stt[k]:
             if r % k == 0:
                 add(family, f"R={r}, k={k}", stt_fit, r, k=k, rng=SEED, **als)
     for r in grid.tr_svd:
-        add("TR-SVD", f"max_rank={r}", tr_svd, max_rank=r, iterative=False)
+        add("TR-SVD", f"max_rank={r}", tr_svd, max_rank=r, rng=SEED, iterative=False)
     tr_fits: dict[int, Fit] = {}
     for r in grid.tr_als:
         if add("TR-ALS", f"R={r}", tr_als, r, rng=SEED, has_callback=False, **als) is not None:
@@ -433,6 +433,7 @@ def fits_for(
             hooi,
             ranks,
             modes=tucker_modes,
+            rng=SEED,
             has_callback=False,
             **als,
         )

@@ -607,22 +607,22 @@ def stt_to_dense(t: STTTensor) -> Array:
     return xp.reshape(result, t.shape)
 
 
+def _scale_chain(t: Any, alpha: Any, cls: type) -> Any:
+    t = _check_type(t, cls, "t")
+    alpha = check_scalar(alpha)
+    first = t.cores[0] * alpha  # may promote (complex alpha, float64 scalar on float32)
+    xp = B.namespace(first)
+    return cls([first, *(xp.astype(c, first.dtype) for c in t.cores[1:])], k=t.k)
+
+
 def stt_scale(t: STTTensor, alpha: Any) -> STTTensor:
     """``alpha * t`` (scales the first core)."""
-    t = _check_type(t, STTTensor, "t")
-    alpha = check_scalar(alpha)
-    first = t.cores[0] * alpha
-    xp = B.namespace(first)
-    return STTTensor([first, *(xp.astype(c, first.dtype) for c in t.cores[1:])], k=t.k)
+    return _scale_chain(t, alpha, STTTensor)
 
 
 def str_scale(t: STRTensor, alpha: Any) -> STRTensor:
     """``alpha * t`` (scales the first core)."""
-    t = _check_type(t, STRTensor, "t")
-    alpha = check_scalar(alpha)
-    first = t.cores[0] * alpha
-    xp = B.namespace(first)
-    return STRTensor([first, *(xp.astype(c, first.dtype) for c in t.cores[1:])], k=t.k)
+    return _scale_chain(t, alpha, STRTensor)
 
 
 def _check_pair(a: Any, b: Any, cls: type) -> tuple[Any, Any, int]:
