@@ -45,7 +45,7 @@ from tensornet._validation import (
     check_same_namespace,
 )
 from tensornet.contract import contract
-from tensornet.decompose.tr_als import _psd_solve, _subchain, _svd_cores, _unfold
+from tensornet.decompose.tr_als import _solve_core, _subchain, _svd_cores, _unfold
 from tensornet.decompose.tt_svd import tt_svd
 from tensornet.formats.stp_formats import (
     STRTensor,
@@ -202,7 +202,6 @@ def _chain_als(
     name: str,
 ) -> list[Array]:
     """Sweeps of core-by-core least squares over a ring of full and reduced cores."""
-    xp = B.namespace(x)
     d = x.ndim
     total = float(B.norm(x))
     equivalent = [kron_identity(c, k) if r else c for c, r in zip(cores, reduced)]
@@ -216,12 +215,7 @@ def _chain_als(
             q = _subchain(equivalent, j)  # (R_{j+1}, J, R_j)
             if reduced[j]:
                 q = partial_trace(q, k)
-            r_next, r_j = int(q.shape[0]), int(q.shape[2])
-            qc = B.conj(q)
-            gram = xp.reshape(contract("bja,djc->abcd", q, qc), (r_j * r_next, r_j * r_next))
-            rhs = xp.reshape(contract("ij,bja->iab", xj, qc), (int(xj.shape[0]), r_j * r_next))
-            g = _psd_solve(gram, rhs)
-            cores[j] = xp.permute_dims(xp.reshape(g, (int(xj.shape[0]), r_j, r_next)), (1, 0, 2))
+            cores[j] = _solve_core(xj, q)
             equivalent[j] = kron_identity(cores[j], k) if reduced[j] else cores[j]
         residual = xj - contract("aib,bja->ij", cores[-1], q)
         error = float(B.norm(residual)) / total

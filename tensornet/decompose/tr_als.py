@@ -196,18 +196,22 @@ def _unfold(x: Array, k: int) -> Array:
     return B.namespace(x).reshape(_rotate(x, k), (int(x.shape[k]), -1))
 
 
-def _update(x: Array, cores: list[Array], k: int) -> tuple[Array, Array, Array]:
-    """Least-squares core ``k``; returns it with the unfolding and subchain it was fit to."""
-    xp = B.namespace(x)
-    xk = _unfold(x, k)
-    q = _subchain(cores, k)  # (r_{k+1}, J, r_k)
+def _solve_core(xk: Array, q: Array) -> Array:
+    """The core ``(r_k, n_k, r_{k+1})`` minimizing ``||X_(k) - G_(k) M_k||`` for subchain ``q``."""
+    xp = B.namespace(xk)
     r_next, r_k = int(q.shape[0]), int(q.shape[2])
     qc = B.conj(q)
     gram = xp.reshape(contract("bja,djc->abcd", q, qc), (r_k * r_next, r_k * r_next))
     rhs = xp.reshape(contract("ij,bja->iab", xk, qc), (int(xk.shape[0]), r_k * r_next))
     g = _psd_solve(gram, rhs)  # (n_k, r_k * r_next)
-    core = xp.permute_dims(xp.reshape(g, (int(xk.shape[0]), r_k, r_next)), (1, 0, 2))
-    return core, xk, q
+    return xp.permute_dims(xp.reshape(g, (int(xk.shape[0]), r_k, r_next)), (1, 0, 2))
+
+
+def _update(x: Array, cores: list[Array], k: int) -> tuple[Array, Array, Array]:
+    """Least-squares core ``k``; returns it with the unfolding and subchain it was fit to."""
+    xk = _unfold(x, k)
+    q = _subchain(cores, k)  # (r_{k+1}, J, r_k)
+    return _solve_core(xk, q), xk, q
 
 
 def _relative_error(xk: Array, core: Array, q: Array, total: float) -> float:
