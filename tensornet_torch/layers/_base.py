@@ -1,0 +1,323 @@
+"""Shared machinery of the factorized layers: nn.Conv2d geometry, padding, path choice, init.
+
+Every factorized convolution stores its kernel as a few small ``nn.Parameter`` factors and
+can run two ways with identical results (to round-off):
+
+- ``"factorized"``: a pipeline of small convolutions / contractions, one per factor;
+- ``"dense"``: rebuild the kernel (:meth:`FactorizedConv2d.reconstruct`) and call
+  ``F.conv2d`` once.
+
+``forward_mode="auto"`` (the default) picks the path with fewer multiply-accumulates for
+the incoming batch and spatial size, counting the kernel rebuild once per call for the
+dense path (:meth:`FactorizedConv2d.path_macs`). Geometry (stride, padding including
+``"same"``/``"valid"``, dilation, groups, padding modes) is validated and interpreted by
+``nn.Conv2d`` itself, instantiated on the ``meta`` device, so arguments mean exactly what
+they mean there.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["FORWARD_MODES", "FactorizedConv2d", "init_product_"]
+
+FORWARD_MODES = ("auto", "factorized", "dense")
+"""Values of ``forward_mode``."""
+
+
+def init_product_(factors: Sequence[Tensor], variance: float, terms: int) -> None:
+    """Fill ``factors`` so that a sum of ``terms`` products of one entry each has ``variance``.
+
+    A reconstructed kernel entry that sums ``terms`` products of ``len(factors)``
+    independent zero-mean entries has variance ``terms * prod(var_i)``; each factor gets
+    ``var_i = (variance / terms) ** (1 / len(factors))`` (Gaussian entries).
+    """
+    std = (variance / max(terms, 1)) ** (0.5 / len(factors))
+    with torch.no_grad():
+        for f in factors:
+            f.normal_(0.0, std)
+
+
+class FactorizedConv2d(nn.Module):
+    """Base class: the geometry and path choice of a factorized ``nn.Conv2d``.
+
+    Subclasses implement :meth:`reconstruct`, :meth:`_forward_factorized`,
+    :meth:`factorized_macs`, :meth:`reset_parameters` and ``from_conv``; the base class
+    provides ``forward``, bias, padding, :meth:`to_conv`, cost figures and ``extra_repr``.
+
+    Parameters
+    ----------
+    in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
+        As ``nn.Conv2d`` (validated by it).
+    padding_mode
+        As ``nn.Conv2d``.
+    device, dtype
+        Of the parameters.
+    forward_mode : {"auto", "factorized", "dense"}
+        Path of ``forward``; ``"auto"`` picks the cheaper one per call.
+    """
+
+    in_channels: int
+    out_channels: int
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: str | tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+    padding_mode: str
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: str | int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        forward_mode: str = "auto",
+    ) -> None:
+        super().__init__()
+        geometry = nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=False,
+            padding_mode=padding_mode,  # type: ignore[arg-type]
+            device="meta",
+        )
+        self.in_channels = geometry.in_channels
+        self.out_channels = geometry.out_channels
+        self.kernel_size = tuple(geometry.kernel_size)  # type: ignore[assignment]
+        self.stride = tuple(geometry.stride)  # type: ignore[assignment]
+        self.padding = geometry.padding  # type: ignore[assignment]
+        self.dilation = tuple(geometry.dilation)  # type: ignore[assignment]
+        self.groups = geometry.groups
+        self.padding_mode = geometry.padding_mode
+        # (left, right, top, bottom) as F.pad takes it
+        self._pad4 = tuple(int(p) for p in geometry._reversed_padding_repeated_twice)
+        self.forward_mode = forward_mode
+        factory = {"device": device, "dtype": dtype}
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_channels, **factory))
+        else:
+            self.register_parameter("bias", None)
+
+    # -- configuration ------------------------------------------------------------------------
+    @property
+    def forward_mode(self) -> str:
+        """``"auto"``, ``"factorized"`` or ``"dense"``."""
+        return self._forward_mode
+
+    @forward_mode.setter
+    def forward_mode(self, value: str) -> None:
+        if value not in FORWARD_MODES:
+            raise ValueError(f"forward_mode must be one of {FORWARD_MODES}, got {value!r}")
+        self._forward_mode = value
+
+    def geometry_kwargs(self) -> dict[str, Any]:
+        """The ``nn.Conv2d`` constructor arguments of this layer's geometry."""
+        return {
+            "in_channels": self.in_channels,
+            "out_channels": self.out_channels,
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding,
+            "dilation": self.dilation,
+            "groups": self.groups,
+            "bias": self.bias is not None,
+            "padding_mode": self.padding_mode,
+        }
+
+    @staticmethod
+    def conv_geometry(conv: nn.Conv2d) -> dict[str, Any]:
+        """Geometry arguments of ``conv``, for ``from_conv`` (checks that it is an nn.Conv2d)."""
+        if not isinstance(conv, nn.Conv2d):
+            raise TypeError(f"conv must be a torch.nn.Conv2d, got {type(conv).__name__}")
+        return {
+            "in_channels": conv.in_channels,
+            "out_channels": conv.out_channels,
+            "kernel_size": tuple(conv.kernel_size),
+            "stride": tuple(conv.stride),
+            "padding": conv.padding if isinstance(conv.padding, str) else tuple(conv.padding),
+            "dilation": tuple(conv.dilation),
+            "groups": conv.groups,
+            "bias": conv.bias is not None,
+            "padding_mode": conv.padding_mode,
+        }
+
+    @property
+    def _factory(self) -> dict[str, Any]:
+        p = next(self.parameters())
+        return {"device": p.device, "dtype": p.dtype}
+
+    # -- the two paths ------------------------------------------------------------------------
+    def reconstruct(self) -> Tensor:
+        """The full kernel ``(out_channels, in_channels / groups, kh, kw)``, differentiable."""
+        raise NotImplementedError
+
+    @property
+    def weight(self) -> Tensor:
+        """The reconstructed kernel (as ``nn.Conv2d.weight``; rebuilt on every access)."""
+        return self.reconstruct()
+
+    def _forward_factorized(self, x: Tensor, padding: tuple[int, int]) -> Tensor:
+        """The factorized pipeline on an already padded-where-needed batch ``x`` (N, C, H, W).
+
+        The spatial sublayers use zero ``padding`` ``(ph, pw)`` and the layer's stride and
+        dilation; the result includes the bias.
+        """
+        raise NotImplementedError
+
+    def _prepare(self, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        """Apply non-zero or asymmetric padding up front; the rest is symmetric zero padding."""
+        left, right, top, bottom = self._pad4
+        if self.padding_mode != "zeros":
+            return F.pad(x, (left, right, top, bottom), mode=self.padding_mode), (0, 0)
+        if left == right and top == bottom:
+            return x, (top, left)
+        return F.pad(x, (left, right, top, bottom)), (0, 0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Convolve ``x`` of shape (N, C, H, W) or (C, H, W), like ``nn.Conv2d``."""
+        if x.dim() not in (3, 4):
+            raise ValueError(
+                f"{type(self).__name__} expects input of shape (N, C, H, W) or (C, H, W), "
+                f"got shape {tuple(x.shape)}"
+            )
+        unbatched = x.dim() == 3
+        if unbatched:
+            x = x.unsqueeze(0)
+        if int(x.shape[1]) != self.in_channels:
+            raise ValueError(
+                f"{type(self).__name__} expects {self.in_channels} input channels, got "
+                f"input of shape {tuple(x.shape)}"
+            )
+        path = self.choose_path(int(x.shape[0]), int(x.shape[2]), int(x.shape[3]))
+        x, padding = self._prepare(x)
+        if path == "dense":
+            out = F.conv2d(
+                x, self.reconstruct(), self.bias, self.stride, padding, self.dilation, self.groups
+            )
+        else:
+            out = self._forward_factorized(x, padding)
+        return out.squeeze(0) if unbatched else out
+
+    # -- cost model ---------------------------------------------------------------------------
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Spatial output size for an input of ``height x width``."""
+        left, right, top, bottom = self._pad4
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.stride, self.dilation
+        ho = (height + top + bottom - dh * (kh - 1) - 1) // sh + 1
+        wo = (width + left + right - dw * (kw - 1) - 1) // sw + 1
+        return ho, wo
+
+    def dense_macs(self, height: int, width: int) -> int:
+        """Multiply-accumulates of ``nn.Conv2d`` with this geometry, per sample."""
+        ho, wo = self.output_size(height, width)
+        kh, kw = self.kernel_size
+        return ho * wo * self.out_channels * (self.in_channels // self.groups) * kh * kw
+
+    def factorized_macs(self, height: int, width: int) -> int:
+        """Multiply-accumulates of the factorized pipeline, per sample."""
+        raise NotImplementedError
+
+    def reconstruct_macs(self) -> int:
+        """Multiply-accumulates of one :meth:`reconstruct` call (default: kernel entries)."""
+        kh, kw = self.kernel_size
+        return self.out_channels * (self.in_channels // self.groups) * kh * kw
+
+    def path_macs(self, batch: int, height: int, width: int) -> dict[str, int]:
+        """MACs of one forward call on each path: the dense one rebuilds the kernel once."""
+        return {
+            "factorized": batch * self.factorized_macs(height, width),
+            "dense": batch * self.dense_macs(height, width) + self.reconstruct_macs(),
+        }
+
+    def choose_path(self, batch: int, height: int, width: int) -> str:
+        """The path ``forward`` takes for this input size (``forward_mode`` unless auto)."""
+        if self.forward_mode != "auto":
+            return self.forward_mode
+        macs = self.path_macs(batch, height, width)
+        return "factorized" if macs["factorized"] <= macs["dense"] else "dense"
+
+    @property
+    def num_params(self) -> int:
+        """Entries of all parameters (factors and bias)."""
+        return sum(p.numel() for p in self.parameters())
+
+    @property
+    def dense_num_params(self) -> int:
+        """Parameters of the equivalent ``nn.Conv2d`` (kernel and bias)."""
+        kh, kw = self.kernel_size
+        kernel = self.out_channels * (self.in_channels // self.groups) * kh * kw
+        return kernel + (self.out_channels if self.bias is not None else 0)
+
+    # -- conversion and init ------------------------------------------------------------------
+    def to_conv(self) -> nn.Conv2d:
+        """A plain ``nn.Conv2d`` with the reconstructed kernel and the bias (same device/dtype)."""
+        conv = nn.Conv2d(**self.geometry_kwargs(), **self._factory)
+        with torch.no_grad():
+            conv.weight.copy_(self.reconstruct())
+            if self.bias is not None:
+                assert conv.bias is not None
+                conv.bias.copy_(self.bias)
+        return conv
+
+    def kernel_variance(self) -> float:
+        """Variance of ``nn.Conv2d``'s default kernel init: ``1 / (3 fan_in)``."""
+        kh, kw = self.kernel_size
+        return 1.0 / (3.0 * (self.in_channels // self.groups) * kh * kw)
+
+    def reset_bias(self) -> None:
+        """``nn.Conv2d``'s bias init: uniform in ``±1/sqrt(fan_in)``."""
+        if self.bias is not None:
+            kh, kw = self.kernel_size
+            bound = 1.0 / math.sqrt((self.in_channels // self.groups) * kh * kw)
+            with torch.no_grad():
+                self.bias.uniform_(-bound, bound)
+
+    def copy_bias_(self, conv: nn.Conv2d) -> None:
+        """Take ``conv``'s bias (``from_conv``)."""
+        if self.bias is not None and conv.bias is not None:
+            with torch.no_grad():
+                self.bias.copy_(conv.bias.detach())
+
+    def ranks_repr(self) -> str:
+        """The format-specific part of ``extra_repr`` (subclasses)."""
+        return ""
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        s += f", stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode}"
+        extra = self.ranks_repr()
+        if extra:
+            s += f", {extra}"
+        if self.forward_mode != "auto":
+            s += f", forward_mode={self.forward_mode!r}"
+        return s
