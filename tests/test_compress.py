@@ -1,0 +1,167 @@
+"""compress(): layer selection, rtol and ratio policies, the report, bad input."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import tensornet_torch.layers as layers  # noqa: E402
+from tensornet_torch.compress import CompressionReport, compress, default_selection  # noqa: E402
+
+
+class Block(nn.Module):
+    """Basic residual block of a CIFAR ResNet (1x1 projection shortcut when the shape changes)."""
+
+    def __init__(self, c_in: int, c: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.conv2 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.shortcut: nn.Module = nn.Sequential()
+        if stride != 1 or c_in != c:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c, 1, stride, bias=False), nn.BatchNorm2d(c)
+            )
+
+    def forward(self, x: Any) -> Any:
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+
+
+class ResNet20(nn.Module):
+    """CIFAR-style ResNet-20: stem, 3 stages of 3 blocks (16, 32, 64 channels), classifier."""
+
+    def __init__(self, classes: int = 10, width: int = 16) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        blocks, c_in = [], width
+        for c, stride in ((width, 1), (2 * width, 2), (4 * width, 2)):
+            for i in range(3):
+                blocks.append(Block(c_in, c, stride if i == 0 else 1))
+                c_in = c
+        self.layers = nn.Sequential(*blocks)
+        self.fc = nn.Linear(4 * width, classes)
+
+    def forward(self, x: Any) -> Any:
+        x = self.layers(torch.relu(self.bn1(self.conv1(x))))
+        return self.fc(x.mean((2, 3)))
+
+
+def _resnet(dtype: Any = torch.float32, width: int = 16) -> ResNet20:
+    torch.manual_seed(0)
+    return ResNet20(width=width).to(dtype).eval()
+
+
+def test_default_selection_skips_stem_shortcuts_and_classifier() -> None:
+    names = default_selection(_resnet())
+    assert len(names) == 18
+    assert "conv1" not in names
+    assert all(n.endswith(("conv1", "conv2")) and n.startswith("layers.") for n in names)
+
+
+def test_rtol_policy_bounds_every_layer_and_keeps_the_model_working() -> None:
+    model = _resnet(torch.float64)
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    small, report = compress(model, method="tucker", rtol=0.4, progress=False, example_input=x)
+    assert isinstance(report, CompressionReport)
+    assert len(report.layers) == 18
+    assert all(r.error <= 0.4 * (1 + 1e-9) for r in report.layers)
+    assert all(isinstance(small.get_submodule(r.name), layers.TuckerConv2d) for r in report.layers)
+    assert isinstance(model.layers[0].conv1, nn.Conv2d)  # the original is untouched
+    assert small(x).shape == (2, 10)
+    assert report.model_params_after == sum(p.numel() for p in small.parameters())
+    assert report.model_params_before == sum(p.numel() for p in model.parameters())
+    first = report.layers[0]
+    assert first.flops_before == 16 * 16 * 16 * 16 * 9
+
+
+def test_ratio_policy_reaches_the_target_and_allocates_unevenly() -> None:
+    model = _resnet(width=8)
+    small, report = compress(model, method="tucker", ratio=2.0, progress=False)
+    assert report.ratio >= 2.0
+    assert report.ratio <= 2.2  # close to the target, not far beyond it
+    assert len({r.ranks for r in report.layers}) > 1
+    assert small(torch.randn(1, 3, 8, 8)).shape == (1, 10)
+
+
+def test_ratio_allocation_favours_layers_whose_spectra_decay() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 32, 3), nn.Conv2d(32, 32, 3), nn.Conv2d(32, 32, 3))
+    with torch.no_grad():  # make layer 1 exactly rank 2 on its channel modes
+        a, b, c = torch.randn(32, 2), torch.randn(2, 2, 3, 3), torch.randn(32, 2)
+        net[1].weight.copy_(torch.einsum("ta,abhw,sb->tshw", a, b, c))
+    _, report = compress(net, method="tucker", ratio=1.5, progress=False)
+    by_name = {r.name: r for r in report.layers}
+    assert by_name["1"].error < 1e-5
+    assert by_name["1"].params_after < by_name["2"].params_after
+
+
+def test_include_exclude_inplace_and_dtype() -> None:
+    model = _resnet(torch.float64)
+    _, report = compress(model, method="tucker", rtol=0.5, include="layers.0.*", progress=False)
+    assert [r.name for r in report.layers] == ["layers.0.conv1", "layers.0.conv2"]
+    _, report = compress(
+        model, method="tucker", rtol=0.5, exclude=["layers.8.*", "layers.7.conv2"], progress=False
+    )
+    assert len(report.layers) == 15
+    _, report = compress(model, method="tucker", rtol=0.5, include=nn.Conv2d, progress=False)
+    assert len(report.layers) == 21  # everything, stem and shortcuts included
+    same, _ = compress(model, method="tucker", options={"ranks": 4}, inplace=True, progress=False)
+    assert same is model
+    assert isinstance(model.layers[0].conv1, layers.TuckerConv2d)
+    assert model.layers[0].conv1.first.dtype == torch.float64
+
+
+def test_report_outputs() -> None:
+    _, report = compress(
+        _resnet(), method="tucker", rtol=0.5, progress=False, example_input=torch.randn(1, 3, 8, 8)
+    )
+    text = report.to_markdown()
+    assert text.count("\n") == len(report.layers) + 3
+    assert "whole model" in text and str(report) == text
+    data = report.to_dict()
+    json.dumps(data)
+    assert data["ratio"] == report.ratio and len(data["layers"]) == 18
+    assert report.flops_after is not None and report.flops_before is not None
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    fig = report.plot()
+    assert fig.axes
+
+
+def test_bad_input_gets_clear_errors() -> None:
+    model = _resnet(width=4)
+    with pytest.raises(ValueError, match="method"):
+        compress(model, method="svd", rtol=0.1)
+    with pytest.raises(ValueError, match="not both"):
+        compress(model, method="tucker", rtol=0.1, ratio=2)
+    with pytest.raises(ValueError, match="ratio must be"):
+        compress(model, method="tucker", ratio=1.0)
+    with pytest.raises(ValueError, match="give rtol"):
+        compress(model, method="tucker")
+    with pytest.raises(ValueError, match="nothing to compress"):
+        compress(nn.Sequential(nn.Linear(3, 4)), method="tucker", rtol=0.1)
+    with pytest.raises(ValueError, match="nothing to compress"):
+        compress(model, method="tucker", rtol=0.1, exclude="*")
+    with pytest.raises(ValueError, match=r"only nn\.Conv2d"):
+        compress(model, method="tucker", rtol=0.1, include="fc")
+    with pytest.raises(ValueError, match="not reachable"):
+        compress(model, method="tucker", ratio=1000, progress=False)
+    with pytest.raises(TypeError, match="model"):
+        compress("resnet", method="tucker", rtol=0.1)  # type: ignore[arg-type]
+
+
+@pytest.mark.cuda
+def test_compress_on_cuda() -> None:
+    model = _resnet().cuda()
+    small, report = compress(model, method="tucker", rtol=0.3, progress=False)
+    x = torch.randn(2, 3, 16, 16, device="cuda")
+    assert small(x).device.type == "cuda"
+    assert report.ratio > 1
