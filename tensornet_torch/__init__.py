@@ -14,13 +14,15 @@ import torch
 
 import tensornet
 from tensornet_torch.compress import METHODS, CompressionReport, LayerReport, compress
-from tensornet_torch.layers import FactorizedConv2d, TuckerConv2d
+from tensornet_torch.layers import FactorizedConv2d, STRConv2d, TRConv2d, TuckerConv2d
 
 __all__ = [
     "METHODS",
     "CompressionReport",
     "FactorizedConv2d",
     "LayerReport",
+    "STRConv2d",
+    "TRConv2d",
     "TuckerConv2d",
     "compress",
 ]
