@@ -82,6 +82,10 @@ class CompressionReport:
     Attributes
     ----------
     layers : list of LayerReport
+        The layers that were replaced.
+    kept : list of str
+        Selected layers left as ``nn.Conv2d`` because no factorization within the policy
+        had fewer parameters.
     model_params_before, model_params_after : int
         Parameters of the whole model before and after.
     method : str
@@ -89,6 +93,8 @@ class CompressionReport:
 
     method: str
     layers: list[LayerReport] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    """Selected convolutions left dense: factorizing them would not save parameters."""
     model_params_before: int = 0
     model_params_after: int = 0
 
@@ -119,6 +125,7 @@ class CompressionReport:
             "flops_before": self.flops_before,
             "flops_after": self.flops_after,
             "layers": [asdict(r) for r in self.layers],
+            "kept": list(self.kept),
         }
 
     def to_markdown(self) -> str:
@@ -145,6 +152,9 @@ class CompressionReport:
             f"| **whole model** | | | {self.model_params_before:,} | "
             f"{self.model_params_after:,} | {self.ratio:.2f} | | | |"
         )
+        if self.kept:
+            lines.append("")
+            lines.append(f"Left dense (no fewer parameters): {', '.join(self.kept)}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -239,7 +249,8 @@ def _select(model: nn.Module, include: Selector, exclude: Selector) -> list[str]
 # -- candidates and allocation ---------------------------------------------------------------
 @dataclass
 class _Candidate:
-    layer: nn.Module
+    layer: nn.Module | None
+    """None: keep the original convolution (no candidate saves parameters)."""
     params: int
     error: float
 
@@ -296,7 +307,8 @@ def _candidates(conv: nn.Conv2d, method: str, options: dict[str, Any]) -> list[_
                 continue  # e.g. k does not divide this rank
     if not found:
         raise ValueError(f"no {method} decomposition of this layer could be built ({conv})")
-    return found
+    # keeping the dense convolution is always a candidate: exact, at its own size
+    return [*found, _Candidate(None, _kernel_params(conv), 0.0)]
 
 
 def _allocate(options: list[list[_Candidate]], budget: int) -> list[_Candidate]:
@@ -458,7 +470,10 @@ def compress(
     chosen: dict[str, _Candidate] = {}
     if ratio is None:
         for name in iterator:
-            chosen[name] = _convert(modules[name], method, opts, rtol)
+            cand = _convert(modules[name], method, opts, rtol)
+            if cand.params >= _kernel_params(modules[name]):
+                cand = _Candidate(None, _kernel_params(modules[name]), 0.0)
+            chosen[name] = cand
     else:
         ladders = [_candidates(modules[n], method, opts) for n in iterator]
         untouched = before_total - sum(_kernel_params(modules[n]) for n in names)
@@ -469,6 +484,9 @@ def compress(
     for name in names:
         conv: nn.Conv2d = modules[name]
         cand = chosen[name]
+        if cand.layer is None:
+            report.kept.append(name)
+            continue
         layer: layers.FactorizedConv2d = cand.layer  # type: ignore[assignment]
         hw = sizes.get(name)
         report.layers.append(
