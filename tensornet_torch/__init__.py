@@ -14,15 +14,30 @@ import torch
 
 import tensornet
 from tensornet_torch.compress import METHODS, CompressionReport, LayerReport, compress
-from tensornet_torch.layers import FactorizedConv2d, STRConv2d, TRConv2d, TuckerConv2d
+from tensornet_torch.layers import (
+    CPConv2d,
+    FactorizedConv2d,
+    STRConv2d,
+    STTConv2d,
+    STTuckerConv2d,
+    TRConv2d,
+    TTConv2d,
+    TTLinear,
+    TuckerConv2d,
+)
 
 __all__ = [
     "METHODS",
+    "CPConv2d",
     "CompressionReport",
     "FactorizedConv2d",
     "LayerReport",
     "STRConv2d",
+    "STTConv2d",
+    "STTuckerConv2d",
     "TRConv2d",
+    "TTConv2d",
+    "TTLinear",
     "TuckerConv2d",
     "compress",
 ]
