@@ -227,6 +227,18 @@ class FactorizedConv2d(nn.Module):
         wo = (width + left + right - dw * (kw - 1) - 1) // sw + 1
         return ho, wo
 
+    def pipeline_input_size(self, height: int, width: int) -> tuple[int, int]:
+        """Spatial size of the tensor the factorized pipeline starts from.
+
+        Non-zero padding modes and asymmetric padding (``"same"`` with an even kernel) are
+        applied to the input up front (:meth:`_prepare`); symmetric zero padding is left to
+        the spatial sublayers.
+        """
+        left, right, top, bottom = self._pad4
+        if self.padding_mode != "zeros" or left != right or top != bottom:
+            return height + top + bottom, width + left + right
+        return height, width
+
     def dense_macs(self, height: int, width: int) -> int:
         """Multiply-accumulates of ``nn.Conv2d`` with this geometry, per sample."""
         ho, wo = self.output_size(height, width)
@@ -242,10 +254,14 @@ class FactorizedConv2d(nn.Module):
         kh, kw = self.kernel_size
         return self.out_channels * (self.in_channels // self.groups) * kh * kw
 
+    def precontract_macs(self) -> int:
+        """MACs the factorized path spends once per call, whatever the batch (default 0)."""
+        return 0
+
     def path_macs(self, batch: int, height: int, width: int) -> dict[str, int]:
         """MACs of one forward call on each path: the dense one rebuilds the kernel once."""
         return {
-            "factorized": batch * self.factorized_macs(height, width),
+            "factorized": batch * self.factorized_macs(height, width) + self.precontract_macs(),
             "dense": batch * self.dense_macs(height, width) + self.reconstruct_macs(),
         }
 

@@ -256,18 +256,6 @@ class CPConv2d(FactorizedConv2d):
         )
         return F.conv2d(y, self.last[:, :, None, None], self.bias, groups=g)
 
-    def pipeline_input_size(self, height: int, width: int) -> tuple[int, int]:
-        """Spatial size of the tensor the factorized pipeline starts from.
-
-        Non-zero padding modes and asymmetric padding (``"same"`` with an even kernel) are
-        applied to the input before the pipeline; symmetric zero padding is applied by the
-        spatial sublayers.
-        """
-        left, right, top, bottom = self._pad4
-        if self.padding_mode != "zeros" or left != right or top != bottom:
-            return height + top + bottom, width + left + right
-        return height, width
-
     def factorized_macs(self, height: int, width: int) -> int:
         """``Hp Wp S R + H' Wp g R kh + H' W' g R kw + H' W' T R`` (``Hp, Wp``: pipeline input)."""
         g, r = self.groups, self.rank

@@ -60,14 +60,6 @@ def _check_divides(k: int, size: int, what: str) -> None:
         raise ValueError(f"k = {k} must divide {what} = {size}")
 
 
-def _input_stage_size(layer: FactorizedConv2d, height: int, width: int) -> tuple[int, int]:
-    """Spatial size at which the input-side stages run (after any up-front padding)."""
-    left, right, top, bottom = layer._pad4
-    if layer.padding_mode != "zeros" or left != right or top != bottom:
-        return height + top + bottom, width + left + right
-    return height, width
-
-
 def _generator(rng: object) -> np.random.Generator:
     """One generator for all groups (so that they draw different streams)."""
     return np.random.default_rng(rng)  # type: ignore[arg-type]
@@ -243,7 +235,7 @@ class STTuckerConv2d(FactorizedConv2d):
         """
         r_out, r_in = self.ranks
         kh, kw = self.kernel_size
-        h, w = _input_stage_size(self, height, width)
+        h, w = self.pipeline_input_size(height, width)
         ho, wo = self.output_size(height, width)
         return (
             h * w * self.in_channels * r_in // self.k
@@ -667,7 +659,7 @@ class STTConv2d(FactorizedConv2d):
         """
         g, k, a = self.groups, self.k, self._spatial
         kh, kw = self.kernel_size
-        h, w = _input_stage_size(self, height, width)
+        h, w = self.pipeline_input_size(height, width)
         ho, wo = self.output_size(height, width)
         p, po = h * w, ho * wo
         ranks, modes = self.ranks, self.modes

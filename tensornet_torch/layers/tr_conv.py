@@ -314,18 +314,11 @@ class _RingConv2d(FactorizedConv2d):
         cores, ranks = self._compact()
         return _ring_forward(self, x, padding, cores, ranks)
 
-    def _input_size(self, height: int, width: int) -> tuple[int, int]:
-        """Spatial size entering sublayer 1 (padded up front as ``_prepare`` does)."""
-        left, right, top, bottom = self._pad4
-        if self.padding_mode != "zeros" or left != right or top != bottom:
-            return height + top + bottom, width + left + right
-        return height, width
-
     def _ring_macs(self, height: int, width: int, ranks: Ranks4) -> int:
         ra, rb, rc, rd = ranks
         kh, kw = self.kernel_size
         g = self.groups
-        hi, wi = self._input_size(height, width)
+        hi, wi = self.pipeline_input_size(height, width)
         ho, wo = self.output_size(height, width)
         return (
             hi * wi * self.in_channels * rb * rc

@@ -311,18 +311,6 @@ class TTConv2d(FactorizedConv2d):
         return y if self.bias is None else y + self.bias[:, None, None]
 
     # -- cost model ---------------------------------------------------------------------------
-    def pipeline_input_size(self, height: int, width: int) -> tuple[int, int]:
-        """Spatial size of the tensor the factorized pipeline starts from.
-
-        Non-zero padding modes and asymmetric padding (``"same"`` with an even kernel) are
-        applied to the input before the pipeline; symmetric zero padding is applied by the
-        spatial core's convolution.
-        """
-        left, right, top, bottom = self._pad4
-        if self.padding_mode != "zeros" or left != right or top != bottom:
-            return height + top + bottom, width + left + right
-        return height, width
-
     def factorized_macs(self, height: int, width: int) -> int:
         """Per sample: s-blocks at the pipeline input size, spatial conv and t-blocks at the output.
 
@@ -347,12 +335,6 @@ class TTConv2d(FactorizedConv2d):
     def reconstruct_macs(self) -> int:
         """``g * sum_k n_0 ... n_{k-1} r_k n_k r_{k+1}`` (left-to-right chain, k = 1..d-1)."""
         return self.groups * self._merge_cost(0, len(self.modes) - 1)
-
-    def path_macs(self, batch: int, height: int, width: int) -> dict[str, int]:
-        """As the base class, plus the block merging once per call on the factorized path."""
-        macs = super().path_macs(batch, height, width)
-        macs["factorized"] += self.precontract_macs()
-        return macs
 
     def ranks_repr(self) -> str:
         return f"ranks={self.ranks}, in_modes={self.in_modes}, out_modes={self.out_modes}"

@@ -143,8 +143,9 @@ class TuckerConv2d(FactorizedConv2d):
         r_out, r_in = self.ranks
         kh, kw = self.kernel_size
         ho, wo = self.output_size(height, width)
+        hp, wp = self.pipeline_input_size(height, width)
         return (
-            height * width * self.in_channels * r_in
+            hp * wp * self.in_channels * r_in
             + ho * wo * self.groups * r_out * r_in * kh * kw
             + ho * wo * self.out_channels * r_out
         )
