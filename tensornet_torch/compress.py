@@ -8,12 +8,13 @@ model and a :class:`CompressionReport`.
 
 Rank choice:
 
-- ``rtol=eps``: every layer gets its kernel within relative error ``eps`` (for the methods
-  with an error-bounded decomposition: Tucker, TT, TR, RSDTR).
+- ``rtol=eps``: every layer gets its kernel within relative error ``eps`` (every method but
+  ``"stt"``, which has no error-driven rank choice).
 - ``ratio=c``: the whole model gets ``c`` times fewer parameters. Each layer is decomposed
-  on a ladder of candidate settings (relative errors ``0.01 .. 0.9``, or ranks for the STP
-  methods); the candidates are chosen to minimize the sum over layers of the squared
-  relative kernel errors subject to the parameter budget, by a Lagrangian sweep
+  on a ladder of candidate settings (relative errors ``0.01 .. 0.9``, or ranks for
+  ``"cp"`` and ``"stt"``, whose fits are iterative); the candidates are chosen to minimize
+  the sum over layers of the squared relative kernel errors subject to the parameter
+  budget, by a Lagrangian sweep
   (``err_l^2 + lam * params_l`` minimized per layer, ``lam`` bisected). Layers whose
   spectra decay fast therefore get small ranks and the others keep more, instead of one
   uniform rank.
@@ -21,10 +22,11 @@ Rank choice:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import fnmatch
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -51,7 +53,13 @@ _CLASSES = {
     "str": ("STRConv2d", {}),
     "sttucker": ("STTuckerConv2d", {}),
 }
-_RTOL_METHODS = frozenset({"rsdtr", "tr", "tt", "tucker"})
+_RTOL_METHODS = frozenset({"rsdtr", "tr", "tt", "tucker", "cp", "str", "sttucker"})
+_STP_METHODS = frozenset({"stt", "str", "sttucker"})
+_RTOL_LADDER_METHODS = frozenset({"rsdtr", "tr", "tt", "tucker", "str", "sttucker"})
+"""Methods whose ``ratio`` candidates come from the rtol ladder (one SVD-based fit each);
+CP and STT candidates come from a rank ladder (one ALS fit each, no rank search)."""
+DEFAULT_K = 2
+"""``k`` of the STP methods when ``options`` does not give one."""
 
 
 @dataclass(frozen=True)
@@ -285,21 +293,22 @@ def _kernel_params(layer: nn.Module) -> int:
     return sum(p.numel() for name, p in layer.named_parameters() if name != "bias")
 
 
-def _rank_ladder(conv: nn.Conv2d, method: str) -> list[dict[str, Any]]:
-    """Candidate settings for the STP / CP methods (no error-bounded decomposition)."""
-    out, inp = conv.out_channels, conv.in_channels // conv.groups
+def _rank_ladder(conv: nn.Conv2d, k: int) -> list[dict[str, Any]]:
+    """Candidate ranks (multiples of ``k``) for a method without an error-bounded fit."""
+    out, inp = conv.out_channels // conv.groups, conv.in_channels // conv.groups
     top = max(1, min(out, inp))
-    ranks = sorted({max(1, round(top * f)) for f in (1 / 16, 1 / 8, 1 / 4, 3 / 8, 1 / 2, 3 / 4)})
+    fractions = (1 / 16, 1 / 8, 1 / 4, 3 / 8, 1 / 2, 3 / 4)
+    ranks = sorted({k * max(1, round(top * f / k)) for f in fractions})
     return [{"ranks": r} for r in ranks]
 
 
 def _candidates(conv: nn.Conv2d, method: str, options: dict[str, Any]) -> list[_Candidate]:
     found = []
-    if method in _RTOL_METHODS:
+    if method in _RTOL_LADDER_METHODS:
         for eps in RTOL_LADDER:
             found.append(_convert(conv, method, options, eps))
     else:
-        for setting in _rank_ladder(conv, method):
+        for setting in _rank_ladder(conv, int(options.get("k", 1))):
             merged = {**setting, **options}
             try:
                 found.append(_convert(conv, method, merged, None))
@@ -362,10 +371,54 @@ def _flops(
     return sizes
 
 
+@contextlib.contextmanager
+def _one_thread(active: bool) -> Iterator[None]:
+    """Run the per-layer decompositions on one intra-op thread (CPU models).
+
+    Kernels are small: the ALS fits issue thousands of tiny tensor products, which torch
+    runs much slower on several threads than on one (measured 10-80x on 2 cores).
+    """
+    if not active:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, module)
+
+
+def _choose(
+    modules: dict[str, nn.Module],
+    names: Sequence[str],
+    iterator: Iterable[str],
+    method: str,
+    opts: dict[str, Any],
+    rtol: float | None,
+    ratio: float | None,
+    before_total: int,
+) -> dict[str, _Candidate]:
+    """One candidate per selected layer: by ``rtol`` (or fixed options) or for ``ratio``."""
+    convs: dict[str, nn.Conv2d] = {n: modules[n] for n in names}  # type: ignore[misc]
+    if ratio is None:
+        chosen = {}
+        for name in iterator:
+            cand = _convert(convs[name], method, opts, rtol)
+            if cand.params >= _kernel_params(convs[name]):
+                cand = _Candidate(None, _kernel_params(convs[name]), 0.0)
+            chosen[name] = cand
+        return chosen
+    ladders = [_candidates(convs[n], method, opts) for n in iterator]
+    untouched = before_total - sum(_kernel_params(convs[n]) for n in names)
+    budget = math.floor(before_total / ratio) - untouched
+    return dict(zip(names, _allocate(ladders, budget)))
 
 
 def compress(
@@ -403,8 +456,9 @@ def compress(
     progress : bool
         Show a tqdm progress bar (when tqdm is installed).
     options : dict, optional
-        Extra keyword arguments of the layer class's ``from_conv`` (e.g. ``{"k": 2}`` for
-        the STP methods, ``{"ranks": 8}`` for a fixed rank).
+        Extra keyword arguments of the layer class's ``from_conv`` (e.g. ``{"k": 4}`` for
+        the STP methods, whose default is :data:`DEFAULT_K`; ``{"ranks": 8}`` for a fixed
+        rank).
     example_input : Tensor, optional
         One input batch; with it the report gives per-sample MACs before and after.
     inplace : bool
@@ -434,6 +488,8 @@ def compress(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     opts = dict(options or {})
+    if method in _STP_METHODS:
+        opts.setdefault("k", DEFAULT_K)
     if rtol is not None and ratio is not None:
         raise ValueError("give rtol or ratio, not both")
     if rtol is None and ratio is None and "ranks" not in opts:
@@ -467,19 +523,9 @@ def compress(
             iterator = tqdm(names, desc=f"compress ({method})", unit="layer")
         except ImportError:  # pragma: no cover - tqdm is in the demo extra
             pass
-    chosen: dict[str, _Candidate] = {}
-    if ratio is None:
-        for name in iterator:
-            cand = _convert(modules[name], method, opts, rtol)
-            if cand.params >= _kernel_params(modules[name]):
-                cand = _Candidate(None, _kernel_params(modules[name]), 0.0)
-            chosen[name] = cand
-    else:
-        ladders = [_candidates(modules[n], method, opts) for n in iterator]
-        untouched = before_total - sum(_kernel_params(modules[n]) for n in names)
-        budget = math.floor(before_total / ratio) - untouched
-        picks = _allocate(ladders, budget)
-        chosen = dict(zip(names, picks))
+    on_cpu = all(p.device.type == "cpu" for p in target.parameters())
+    with _one_thread(on_cpu):
+        chosen = _choose(modules, names, iterator, method, opts, rtol, ratio, before_total)
     report = CompressionReport(method=method, model_params_before=before_total)
     for name in names:
         conv: nn.Conv2d = modules[name]

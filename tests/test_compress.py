@@ -185,3 +185,33 @@ def test_compress_on_cuda() -> None:
     x = torch.randn(2, 3, 16, 16, device="cuda")
     assert small(x).device.type == "cuda"
     assert report.ratio > 1
+
+
+@pytest.mark.parametrize("method", ["rsdtr", "tr", "tt", "tucker", "cp", "stt", "str", "sttucker"])
+def test_every_method_compresses_a_resnet_to_a_ratio(method: str) -> None:
+    torch.manual_seed(0)
+    model = _resnet(width=4)
+    small, report = compress(model, method=method, ratio=1.5, progress=False)
+    assert report.ratio >= 1.5
+    assert report.layers, "some layer must be factorized"
+    assert all(r.method == method for r in report.layers)
+    x = torch.randn(2, 3, 8, 8)
+    assert small(x).shape == (2, 10)
+    for r in report.layers:
+        layer = small.get_submodule(r.name)
+        conv = model.get_submodule(r.name)
+        with torch.no_grad():
+            err = torch.linalg.vector_norm(layer.reconstruct() - conv.weight)
+            rel = float(err / torch.linalg.vector_norm(conv.weight))
+        assert abs(rel - r.error) <= 1e-5
+
+
+@pytest.mark.parametrize("method", ["rsdtr", "tt", "cp", "str", "sttucker"])
+def test_rtol_policy_for_more_methods(method: str) -> None:
+    _, report = compress(_resnet(width=4), method=method, rtol=0.6, progress=False)
+    assert all(r.error <= 0.6 * (1 + 1e-6) for r in report.layers)
+
+
+def test_stt_has_no_rtol_policy() -> None:
+    with pytest.raises(ValueError, match="no error-bounded"):
+        compress(_resnet(width=4), method="stt", rtol=0.3)
