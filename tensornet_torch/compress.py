@@ -22,11 +22,10 @@ Rank choice:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import fnmatch
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -371,24 +370,6 @@ def _flops(
     return sizes
 
 
-@contextlib.contextmanager
-def _one_thread(active: bool) -> Iterator[None]:
-    """Run the per-layer decompositions on one intra-op thread (CPU models).
-
-    Kernels are small: the ALS fits issue thousands of tiny tensor products, which torch
-    runs much slower on several threads than on one (measured 10-80x on 2 cores).
-    """
-    if not active:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
@@ -523,8 +504,8 @@ def compress(
             iterator = tqdm(names, desc=f"compress ({method})", unit="layer")
         except ImportError:  # pragma: no cover - tqdm is in the demo extra
             pass
-    on_cpu = all(p.device.type == "cpu" for p in target.parameters())
-    with _one_thread(on_cpu):
+    probe = next((p for p in target.parameters()), torch.empty(0))
+    with layers.one_thread_on_cpu(probe):
         chosen = _choose(modules, names, iterator, method, opts, rtol, ratio, before_total)
     report = CompressionReport(method=method, model_params_before=before_total)
     for name in names:

@@ -1,6 +1,11 @@
 """Factorized layers: drop-in replacements of ``nn.Conv2d`` / ``nn.Linear``."""
 
-from tensornet_torch.layers._base import FORWARD_MODES, FactorizedConv2d, init_product_
+from tensornet_torch.layers._base import (
+    FORWARD_MODES,
+    FactorizedConv2d,
+    init_product_,
+    one_thread_on_cpu,
+)
 from tensornet_torch.layers.cp_conv import CPConv2d
 from tensornet_torch.layers.stp_conv import STTConv2d, STTuckerConv2d
 from tensornet_torch.layers.tr_conv import STRConv2d, TRConv2d
@@ -20,4 +25,5 @@ __all__ = [
     "TTLinear",
     "TuckerConv2d",
     "init_product_",
+    "one_thread_on_cpu",
 ]
