@@ -1,10 +1,11 @@
 """Factorized convolution layers: CPU forward time against nn.Conv2d and the MAC ratio.
 
-Run ``python benchmarks/bench_layers.py`` from the repository root (two to three minutes on
-two cores; ``--quick`` runs a smoke test in well under a minute on a smaller batch and image,
-whose speed-ups mean little). The setting is the issue's: a 256 -> 256, 3x3, padding 1
-``nn.Conv2d`` on a batch of 32 float32 images of 32 x 32, and each factorized layer of
-``tensornet_torch.layers`` at about 10x fewer kernel parameters (589,824 / 10).
+Run ``python benchmarks/bench_layers.py`` from the repository root (about 1.5 minutes on a
+quiet two-core machine, 3 under load; ``--quick`` runs a smoke test in under a minute on a
+smaller batch and image, whose speed-ups mean little). The setting is the issue's: a
+256 -> 256, 3x3, padding 1 ``nn.Conv2d`` on a batch of 32 float32 images of 32 x 32, and
+each factorized layer of ``tensornet_torch.layers`` at about 10x fewer kernel parameters
+(589,824 / 10).
 
 Rank choice: every layer class has a one-parameter rank ladder (uniform ranks: ``(r, r)`` for
 Tucker-2 and STTucker, ``R`` for CP, every bond ``r`` for TT, TR and STR; TT and STT bonds are
