@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import tensornet as tn
+from tensornet.formats.stp_formats import _check_divides, check_k
 from tensornet_torch.layers._base import FactorizedConv2d, init_product_
 from tensornet_torch.layers._modes import (
     check_chain_ranks,
@@ -43,21 +44,7 @@ from tensornet_torch.layers._modes import (
 )
 from tensornet_torch.layers.tucker_conv import check_pair_ranks, pad_factor
 
-__all__ = ["STTConv2d", "STTuckerConv2d", "check_k", "kernel_modes", "tensorize_kernel"]
-
-
-def check_k(k: object, name: str = "k") -> int:
-    """The identity size ``k``: an int ``>= 1``."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 1, got {type(k).__name__} {k!r}")
-    if k < 1:
-        raise ValueError(f"{name} must be >= 1, got {k}")
-    return int(k)
-
-
-def _check_divides(k: int, size: int, what: str) -> None:
-    if size % k:
-        raise ValueError(f"k = {k} must divide {what} = {size}")
+__all__ = ["STTConv2d", "STTuckerConv2d", "kernel_modes", "tensorize_kernel"]
 
 
 def _generator(rng: object) -> np.random.Generator:

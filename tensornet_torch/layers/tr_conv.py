@@ -50,6 +50,7 @@ from torch import Tensor, nn
 
 import tensornet as tn
 from tensornet.decompose.stp_fit import STPInit
+from tensornet.formats.stp_formats import check_k
 from tensornet_torch.layers._base import FactorizedConv2d, init_product_
 
 __all__ = ["STRConv2d", "TRConv2d", "check_ring_ranks"]
@@ -105,14 +106,6 @@ def check_ring_ranks(ranks: object, name: str = "ranks") -> Ranks4:
     if len(values) == 5 and values[0] != values[4]:
         raise ValueError(f"{name} of length 5 must close the ring (first == last), got {ranks!r}")
     return int(values[0]), int(values[1]), int(values[2]), int(values[3])
-
-
-def _check_k(k: object) -> int:
-    if not isinstance(k, numbers.Integral) or isinstance(k, bool):
-        raise TypeError(f"k must be an int >= 1, got {type(k).__name__} {k!r}")
-    if int(k) < 1:
-        raise ValueError(f"k must be an int >= 1, got {k!r}")
-    return int(k)
 
 
 def _check_str_ranks(ranks: object, k: int) -> Ranks4:
@@ -678,7 +671,7 @@ class STRConv2d(_RingConv2d):
             dtype,
             forward_mode=forward_mode,
         )
-        self.k = _check_k(k)
+        self.k = check_k(k)
         self.ranks = _check_str_ranks(ranks, self.k)
         r0, r1, r2, r3 = self.ranks
         k = self.k
@@ -802,7 +795,7 @@ class STRConv2d(_RingConv2d):
         (True, True)
         """
         geometry = cls.conv_geometry(conv)
-        k = _check_k(k)
+        k = check_k(k)
         if rtol is None and ranks is None:
             raise ValueError(
                 "STRConv2d.from_conv needs rtol (target relative kernel error), ranks (the "
