@@ -557,28 +557,6 @@ def _rings_of_groups(
     return _stack_rings(rings)
 
 
-def _lift(core: Tensor, k: int) -> Tensor:
-    """``G ⊗ I_k / k`` slice-wise: a full STR first core whose partial trace is ``G``.
-
-    ``core`` is stacked over groups, ``(g*r, n, r')``; each group's block is lifted.
-    """
-    eye = torch.eye(k, dtype=core.dtype, device=core.device) / k
-    r, n, r2 = (int(m) for m in core.shape)
-    return torch.einsum("aib,uv->auibv", core, eye).reshape(r * k, n, r2 * k)
-
-
-def _partial_trace(core: Tensor, groups: int, k: int) -> Tensor:
-    """Partial trace of a stacked full core ``(g*R0, n, R1)`` -> ``(g*R0/k, n, R1/k)``.
-
-    ``out[a, i, b] = sum_s core[a k + s, i, b k + s]`` within each group's block.
-    """
-    if k == 1:
-        return core
-    r, n, r2 = (int(m) for m in core.shape)
-    blocks = core.reshape(groups, r // (groups * k), k, n, r2 // k, k)
-    return torch.diagonal(blocks, dim1=2, dim2=5).sum(-1).reshape(r // k, n, r2 // k)
-
-
 class STRConv2d(_RingConv2d):
     """Convolution whose kernel is a semi-tensor ring (STR) over ``(T, S, kh, kw)``.
 
@@ -701,7 +679,7 @@ class STRConv2d(_RingConv2d):
         self.reset_bias()
 
     def _compact(self) -> tuple[list[Tensor], Ranks4]:
-        first = _partial_trace(self.core_t, self.groups, self.k)
+        first = tn.partial_trace(self.core_t, self.k)  # blockwise, so per group too
         return [first, self.core_s, self.core_h, self.core_w], self.compact_ranks
 
     def _compact_ranks(self) -> Ranks4:
@@ -819,7 +797,8 @@ class STRConv2d(_RingConv2d):
             )
             compact, stacked = _rings_of_groups(weight, g, rtol, caps, search)
             full = (compact[0] * k, compact[1] * k, compact[2] * k, compact[3] * k)
-            cores = [_lift(stacked[0], k), *stacked[1:]]
+            # G ⊗ I_k / k: a full first core whose partial trace is the fitted one
+            cores = [tn.kron_identity(stacked[0], k) / k, *stacked[1:]]
         layer = cls(
             **geometry,
             ranks=full,

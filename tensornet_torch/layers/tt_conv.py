@@ -39,38 +39,17 @@ from torch import Tensor, nn
 import tensornet as tn
 from tensornet._validation import check_rtol
 from tensornet_torch.layers._base import FactorizedConv2d, init_product_
+from tensornet_torch.layers._modes import (
+    check_chain_ranks,
+    check_modes_product,
+    default_channel_modes,
+)
 from tensornet_torch.layers.tucker_conv import pad_factor
 
-__all__ = ["TTConv2d", "balanced_modes", "check_modes", "check_tt_ranks"]
+__all__ = ["TTConv2d", "check_tt_ranks"]
 
 Block = tuple[int, int]
 """Cores ``lo..hi`` (inclusive) contracted together and absorbed in one step."""
-
-
-def balanced_modes(n: int) -> tuple[int, ...]:
-    """``(p, n // p)`` with ``p`` the largest divisor of ``n`` up to ``sqrt(n)``; ``(n,)`` if 1.
-
-    >>> balanced_modes(64), balanced_modes(48), balanced_modes(7)
-    ((8, 8), (6, 8), (7,))
-    """
-    p = max(k for k in range(1, math.isqrt(n) + 1) if n % k == 0)
-    return (n,) if p == 1 else (p, n // p)
-
-
-def check_modes(modes: object, size: int, name: str, what: str) -> tuple[int, ...]:
-    """A non-empty sequence of positive ints whose product is ``size``."""
-    if not isinstance(modes, Sequence) or isinstance(modes, (str, bytes)):
-        raise TypeError(f"{name} must be a sequence of positive ints, got {modes!r}")
-    for m in modes:
-        if isinstance(m, bool) or not isinstance(m, numbers.Integral):
-            raise TypeError(f"{name} must be a sequence of positive ints, got {modes!r}")
-    values = tuple(int(m) for m in modes)
-    if not values or any(m < 1 for m in values) or math.prod(values) != size:
-        raise ValueError(
-            f"{name} must be a non-empty sequence of positive ints whose product is "
-            f"{what} = {size}, got {modes!r}"
-        )
-    return values
 
 
 def check_tt_ranks(ranks: object, modes: Sequence[int], name: str = "ranks") -> tuple[int, ...]:
@@ -80,26 +59,12 @@ def check_tt_ranks(ranks: object, modes: Sequence[int], name: str = "ranks") -> 
     ``min(n_0 ... n_{k-1}, n_k ... n_{d-1})``), the ``d - 1`` bond sizes, or the ``d + 1``
     TT ranks with ones at both ends (sequences are taken as given).
     """
+    full = check_chain_ranks(ranks, len(modes), name)
+    if not isinstance(ranks, numbers.Integral):
+        return full
     d = len(modes)
-    expected = f"an int, the {d - 1} bond ranks or the {d + 1} TT ranks (1, ..., 1)"
-    if isinstance(ranks, numbers.Integral) and not isinstance(ranks, bool):
-        if ranks < 1:
-            raise ValueError(f"{name} must be a positive int or positive ints, got {ranks!r}")
-        bounds = [min(math.prod(modes[:k]), math.prod(modes[k:])) for k in range(1, d)]
-        return (1, *(min(int(ranks), b) for b in bounds), 1)
-    if not isinstance(ranks, Sequence) or isinstance(ranks, (str, bytes)):
-        raise TypeError(f"{name} must be {expected}, got {ranks!r}")
-    for r in ranks:
-        if isinstance(r, bool) or not isinstance(r, numbers.Integral):
-            raise TypeError(f"{name} must be {expected}, got {ranks!r}")
-    values = tuple(int(r) for r in ranks)
-    if any(r < 1 for r in values):
-        raise ValueError(f"{name} must contain positive ints, got {ranks!r}")
-    if len(values) == d - 1:
-        return (1, *values, 1)
-    if len(values) == d + 1 and values[0] == values[-1] == 1:
-        return values
-    raise ValueError(f"{name} must be {expected} for the {d} modes {tuple(modes)}, got {ranks!r}")
+    bounds = [min(math.prod(modes[:k]), math.prod(modes[k:])) for k in range(1, d)]
+    return (1, *(min(r, b) for r, b in zip(full[1:-1], bounds, strict=True)), 1)
 
 
 def _cheapest_partition(m: int, cost: Callable[[int, int], int]) -> tuple[Block, ...]:
@@ -226,14 +191,14 @@ class TTConv2d(FactorizedConv2d):
         s: int, t: int, in_modes: Sequence[int] | None, out_modes: Sequence[int] | None
     ) -> tuple[tuple[int, ...], tuple[int, ...]]:
         ins = (
-            tuple(reversed(balanced_modes(s)))
+            default_channel_modes(s)
             if in_modes is None
-            else check_modes(in_modes, s, "in_modes", "in_channels / groups")
+            else check_modes_product(in_modes, s, "in_modes", "in_channels / groups")
         )
         outs = (
-            balanced_modes(t)
+            tuple(reversed(default_channel_modes(t)))
             if out_modes is None
-            else check_modes(out_modes, t, "out_modes", "out_channels / groups")
+            else check_modes_product(out_modes, t, "out_modes", "out_channels / groups")
         )
         return ins, outs
 
