@@ -23,7 +23,13 @@ from torch import Tensor, nn
 
 import tensornet as tn
 from tensornet._validation import ConvergenceWarning, check_int, check_rng, check_rtol
-from tensornet_torch.layers._base import FactorizedConv2d, init_product_
+from tensornet_torch.layers._base import (
+    FactorizedConv2d,
+    fast_channels_last,
+    init_product_,
+    is_channels_last,
+    pointwise,
+)
 from tensornet_torch.layers.tucker_conv import pad_factor
 
 __all__ = ["CPConv2d", "check_cp_rank", "cp_rank_bound"]
@@ -247,14 +253,16 @@ class CPConv2d(FactorizedConv2d):
         g, r = self.groups, self.rank
         (sh, sw), (dh, dw), (ph, pw) = self.stride, self.dilation, padding
         kh, kw = self.kernel_size
-        y = F.conv2d(x, self.first[:, :, None, None], groups=g)
+        # the narrow intermediates channels-last where oneDNN's depthwise convolutions run
+        # ~10x faster on them; the output in the input's layout, as nn.Conv2d
+        y = pointwise(x, self.first, None, g, channels_last=fast_channels_last(x))
         y = F.conv2d(
             y, self.vertical.reshape(g * r, 1, kh, 1), None, (sh, 1), (ph, 0), (dh, 1), g * r
         )
         y = F.conv2d(
             y, self.horizontal.reshape(g * r, 1, 1, kw), None, (1, sw), (0, pw), (1, dw), g * r
         )
-        return F.conv2d(y, self.last[:, :, None, None], self.bias, groups=g)
+        return pointwise(y, self.last, self.bias, g, channels_last=is_channels_last(x))
 
     def factorized_macs(self, height: int, width: int) -> int:
         """``Hp Wp S R + H' Wp g R kh + H' W' g R kw + H' W' T R`` (``Hp, Wp``: pipeline input)."""

@@ -11,7 +11,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import tensornet as tn
-from tensornet_torch.layers._base import FactorizedConv2d, init_product_
+from tensornet_torch.layers._base import (
+    FactorizedConv2d,
+    fast_channels_last,
+    init_product_,
+    is_channels_last,
+    pointwise,
+)
 
 __all__ = ["TuckerConv2d", "check_pair_ranks", "pad_factor"]
 
@@ -135,9 +141,12 @@ class TuckerConv2d(FactorizedConv2d):
         return kernel.reshape(self.out_channels, self.in_channels // g, kh, kw)
 
     def _forward_factorized(self, x: Tensor, padding: tuple[int, int]) -> Tensor:
-        y = F.conv2d(x, self.first[:, :, None, None], groups=self.groups)
+        # the narrow intermediates channels-last where oneDNN convolves those faster; the
+        # output in the input's layout, as nn.Conv2d
+        inner = fast_channels_last(x)
+        y = pointwise(x, self.first, None, self.groups, channels_last=inner)
         y = F.conv2d(y, self.core, None, self.stride, padding, self.dilation, self.groups)
-        return F.conv2d(y, self.last[:, :, None, None], self.bias, groups=self.groups)
+        return pointwise(y, self.last, self.bias, self.groups, channels_last=is_channels_last(x))
 
     def factorized_macs(self, height: int, width: int) -> int:
         r_out, r_in = self.ranks
