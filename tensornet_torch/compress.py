@@ -4,7 +4,8 @@
 residual network's blocks are made of: every ``nn.Conv2d`` with a kernel larger than 1x1
 except the first one, the stem; 1x1 shortcuts and linear classifiers are left alone, as in
 the RSDTR practice), converts each with the layer class of ``method`` and returns the new
-model and a :class:`CompressionReport`.
+model and a :class:`CompressionReport`. With ``method="tt"``, ``nn.Linear`` layers named or
+matched by ``include`` become :class:`~tensornet_torch.layers.TTLinear` (TT-matrix).
 
 Rank choice:
 
@@ -54,6 +55,8 @@ _CLASSES = {
 }
 _RTOL_METHODS = frozenset({"rsdtr", "tr", "tt", "tucker", "cp", "str", "sttucker"})
 _STP_METHODS = frozenset({"stt", "str", "sttucker"})
+_LINEAR_METHODS = frozenset({"tt"})
+"""Methods that also compress ``nn.Linear`` (when ``include`` selects them)."""
 _RTOL_LADDER_METHODS = frozenset({"rsdtr", "tr", "tt", "tucker", "str", "sttucker"})
 """Methods whose ``ratio`` candidates come from the rtol ladder (one SVD-based fit each);
 CP and STT candidates come from a rank ladder (one ALS fit each, no rank search)."""
@@ -201,6 +204,7 @@ def _fmt(value: int | None) -> str:
 
 # -- selection ---------------------------------------------------------------------------------
 Selector = str | type | Iterable[str | type] | None
+_FACTORIZED = (layers.FactorizedConv2d, layers.TTLinear)
 
 
 def _matches(name: str, module: nn.Module, selector: Selector) -> bool:
@@ -219,9 +223,10 @@ def _matches(name: str, module: nn.Module, selector: Selector) -> bool:
     return False
 
 
-def _named_exactly(name: str, selector: Selector) -> bool:
+def _named_exactly(name: str, module: nn.Module, selector: Selector) -> bool:
+    """Whether ``selector`` names ``name`` exactly or lists the very type of ``module``."""
     items = [selector] if isinstance(selector, (str, type)) else list(selector or ())
-    return name in items
+    return name in items or type(module) in items
 
 
 def default_selection(model: nn.Module) -> list[str]:
@@ -233,22 +238,30 @@ def default_selection(model: nn.Module) -> list[str]:
     convs = [
         (name, m)
         for name, m in model.named_modules()
-        if isinstance(m, nn.Conv2d) and not isinstance(m, layers.FactorizedConv2d)
+        if isinstance(m, nn.Conv2d) and not isinstance(m, _FACTORIZED)
     ]
     return [name for i, (name, m) in enumerate(convs) if i > 0 and tuple(m.kernel_size) != (1, 1)]
 
 
-def _select(model: nn.Module, include: Selector, exclude: Selector) -> list[str]:
+def _select(model: nn.Module, include: Selector, exclude: Selector, method: str) -> list[str]:
     chosen = [] if include is not None else default_selection(model)
+    kinds: tuple[type, ...] = (nn.Conv2d, nn.Linear) if method in _LINEAR_METHODS else (nn.Conv2d,)
     for name, m in model.named_modules():
-        if name and include is not None and _matches(name, m, include):
-            if not isinstance(m, nn.Conv2d) and _named_exactly(name, include):
-                raise ValueError(
-                    f"include selects {name!r}, a {type(m).__name__}: only nn.Conv2d layers "
-                    "can be compressed"
-                )
-            if isinstance(m, nn.Conv2d):
-                chosen.append(name)
+        if not name or include is None or not _matches(name, m, include):
+            continue
+        if isinstance(m, kinds) and not isinstance(m, _FACTORIZED):
+            chosen.append(name)
+        elif _named_exactly(name, m, include):
+            what = "nn.Conv2d or nn.Linear" if len(kinds) == 2 else "nn.Conv2d"
+            hint = (
+                ""
+                if len(kinds) == 2 or not isinstance(m, nn.Linear)
+                else ("; nn.Linear layers are compressed by method='tt' (TTLinear)")
+            )
+            raise ValueError(
+                f"include selects {name!r}, a {type(m).__name__}: method {method!r} compresses "
+                f"{what} layers only{hint}"
+            )
     modules = dict(model.named_modules())
     return [n for n in chosen if not _matches(n, modules[n], exclude)]
 
@@ -270,7 +283,7 @@ def _layer_class(method: str) -> tuple[type, dict[str, Any]]:
     return cls, dict(fixed)
 
 
-def _relative_error(conv: nn.Conv2d, layer: nn.Module) -> float:
+def _relative_error(conv: nn.Conv2d | nn.Linear, layer: nn.Module) -> float:
     with torch.no_grad():
         w = conv.weight.detach()
         diff = layer.reconstruct() - w  # type: ignore[operator]
@@ -278,13 +291,16 @@ def _relative_error(conv: nn.Conv2d, layer: nn.Module) -> float:
 
 
 def _convert(
-    conv: nn.Conv2d, method: str, options: dict[str, Any], rtol: float | None
+    conv: nn.Conv2d | nn.Linear, method: str, options: dict[str, Any], rtol: float | None
 ) -> _Candidate:
     cls, fixed = _layer_class(method)
     kwargs = {**fixed, **options}
     if rtol is not None:
         kwargs["rtol"] = rtol
-    layer = cls.from_conv(conv, **kwargs)  # type: ignore[attr-defined]
+    if isinstance(conv, nn.Linear):
+        layer = layers.TTLinear.from_linear(conv, **kwargs)
+    else:
+        layer = cls.from_conv(conv, **kwargs)  # type: ignore[attr-defined]
     return _Candidate(layer, _kernel_params(layer), _relative_error(conv, layer))
 
 
@@ -301,7 +317,7 @@ def _rank_ladder(conv: nn.Conv2d, k: int) -> list[dict[str, Any]]:
     return [{"ranks": r} for r in ranks]
 
 
-def _candidates(conv: nn.Conv2d, method: str, options: dict[str, Any]) -> list[_Candidate]:
+def _candidates(conv: Any, method: str, options: dict[str, Any]) -> list[_Candidate]:
     found = []
     if method in _RTOL_LADDER_METHODS:
         for eps in RTOL_LADDER:
@@ -345,20 +361,19 @@ def _allocate(options: list[list[_Candidate]], budget: int) -> list[_Candidate]:
 
 
 # -- the entry point -------------------------------------------------------------------------
-def _flops(
+def _input_shapes(
     model: nn.Module, names: Sequence[str], example_input: Tensor | None
-) -> dict[str, tuple[int, int]]:
-    """Input spatial size of every selected conv, from one forward pass of ``example_input``."""
+) -> dict[str, tuple[int, ...]]:
+    """Input shape of every selected layer, from one forward pass of ``example_input``."""
     if example_input is None:
         return {}
-    sizes: dict[str, tuple[int, int]] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     modules = dict(model.named_modules())
     hooks = []
     for name in names:
 
         def hook(_m: nn.Module, args: tuple[Any, ...], name: str = name) -> None:
-            x = args[0]
-            sizes[name] = (int(x.shape[-2]), int(x.shape[-1]))
+            shapes[name] = tuple(int(m) for m in args[0].shape)
 
         hooks.append(modules[name].register_forward_pre_hook(hook))
     try:
@@ -367,7 +382,18 @@ def _flops(
     finally:
         for h in hooks:
             h.remove()
-    return sizes
+    return shapes
+
+
+def _macs(layer: nn.Module, shape: tuple[int, ...] | None, batch: int) -> tuple[int, int] | None:
+    """Per-sample MACs of the dense layer and of ``layer``'s factorized path (None: unknown)."""
+    if shape is None:
+        return None
+    if isinstance(layer, layers.TTLinear):
+        rows = math.prod(shape[:-1]) // max(batch, 1)  # e.g. tokens per sample
+        return rows * layer.dense_macs(), rows * layer.factorized_macs()
+    conv: layers.FactorizedConv2d = layer  # type: ignore[assignment]
+    return conv.dense_macs(*shape[-2:]), conv.factorized_macs(*shape[-2:])
 
 
 def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -387,7 +413,7 @@ def _choose(
     before_total: int,
 ) -> dict[str, _Candidate]:
     """One candidate per selected layer: by ``rtol`` (or fixed options) or for ``ratio``."""
-    convs: dict[str, nn.Conv2d] = {n: modules[n] for n in names}  # type: ignore[misc]
+    convs: dict[str, Any] = {n: modules[n] for n in names}
     if ratio is None:
         chosen = {}
         for name in iterator:
@@ -433,11 +459,14 @@ def compress(
         Layers to compress instead of the default selection (:func:`default_selection`),
         and layers to leave out. Names match exactly or as ``fnmatch`` patterns
         (``"layer1.*"``, which selects the convolutions among the matches); types match by
-        ``isinstance``. Naming a module that is not an ``nn.Conv2d`` is an error.
+        ``isinstance``. With ``method="tt"`` selected ``nn.Linear`` layers become
+        :class:`~tensornet_torch.layers.TTLinear` (``include=nn.Linear`` or by name);
+        naming a module the method cannot compress is an error.
     progress : bool
         Show a tqdm progress bar (when tqdm is installed).
     options : dict, optional
-        Extra keyword arguments of the layer class's ``from_conv`` (e.g. ``{"k": 4}`` for
+        Extra keyword arguments of the layer class's ``from_conv`` (``TTLinear.from_linear``
+        for linear layers), applied to every selected layer (e.g. ``{"k": 4}`` for
         the STP methods, whose default is :data:`DEFAULT_K`; ``{"ranks": 8}`` for a fixed
         rank).
     example_input : Tensor, optional
@@ -487,14 +516,15 @@ def compress(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     target = model if inplace else copy.deepcopy(model)
-    names = _select(target, include, exclude)
+    names = _select(target, include, exclude, method)
     if not names:
         raise ValueError(
             "nothing to compress: no nn.Conv2d matches (the default skips the first "
-            "convolution and 1x1 convolutions; use include=)"
+            "convolution, 1x1 convolutions and linear layers; use include=)"
         )
     modules = dict(target.named_modules())
-    sizes = _flops(target, names, example_input)
+    shapes = _input_shapes(target, names, example_input)
+    batch = 1 if example_input is None or example_input.dim() == 0 else int(example_input.shape[0])
     before_total = sum(p.numel() for p in target.parameters())
     iterator: Iterable[str] = names
     if progress:
@@ -509,23 +539,22 @@ def compress(
         chosen = _choose(modules, names, iterator, method, opts, rtol, ratio, before_total)
     report = CompressionReport(method=method, model_params_before=before_total)
     for name in names:
-        conv: nn.Conv2d = modules[name]
         cand = chosen[name]
         if cand.layer is None:
             report.kept.append(name)
             continue
-        layer: layers.FactorizedConv2d = cand.layer  # type: ignore[assignment]
-        hw = sizes.get(name)
+        layer: Any = cand.layer
+        macs = _macs(layer, shapes.get(name), batch)
         report.layers.append(
             LayerReport(
                 name=name,
                 method=method,
                 ranks=layer.ranks_repr().removeprefix("ranks="),
-                params_before=sum(p.numel() for p in conv.parameters()),
+                params_before=sum(p.numel() for p in modules[name].parameters()),
                 params_after=layer.num_params,
                 error=cand.error,
-                flops_before=None if hw is None else layer.dense_macs(*hw),
-                flops_after=None if hw is None else layer.factorized_macs(*hw),
+                flops_before=None if macs is None else macs[0],
+                flops_after=None if macs is None else macs[1],
             )
         )
         _set_module(target, name, layer)

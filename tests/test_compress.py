@@ -170,7 +170,7 @@ def test_bad_input_gets_clear_errors() -> None:
         compress(nn.Sequential(nn.Linear(3, 4)), method="tucker", rtol=0.1)
     with pytest.raises(ValueError, match="nothing to compress"):
         compress(model, method="tucker", rtol=0.1, exclude="*")
-    with pytest.raises(ValueError, match=r"only nn\.Conv2d"):
+    with pytest.raises(ValueError, match=r"nn\.Conv2d layers only"):
         compress(model, method="tucker", rtol=0.1, include="fc")
     with pytest.raises(ValueError, match="not reachable"):
         compress(model, method="tucker", ratio=1000, progress=False)
@@ -215,3 +215,84 @@ def test_rtol_policy_for_more_methods(method: str) -> None:
 def test_stt_has_no_rtol_policy() -> None:
     with pytest.raises(ValueError, match="no error-bounded"):
         compress(_resnet(width=4), method="stt", rtol=0.3)
+
+
+class SmallCNN(nn.Module):
+    """A torchvision-free VGG-style CNN with a two-layer classifier (8x8 inputs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 32, 3, padding=1),
+            nn.ReLU(),
+        )
+        self.classifier = nn.Sequential(nn.Linear(32 * 16, 64), nn.ReLU(), nn.Linear(64, 10))
+
+    def forward(self, x: Any) -> Any:
+        return self.classifier(self.features(x).flatten(1))
+
+
+def test_tt_compresses_linear_layers_when_included() -> None:
+    torch.manual_seed(0)
+    model = SmallCNN().double().eval()
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    small, report = compress(
+        model,
+        method="tt",
+        rtol=0.3,
+        include=["features.*", nn.Linear],
+        progress=False,
+        example_input=x,
+    )
+    names = [r.name for r in report.layers]
+    selected = {"features.0", "features.2", "features.5", "classifier.0", "classifier.2"}
+    assert set(names) | set(report.kept) == selected  # random init: some stay dense
+    assert "classifier.0" in names
+    for name in names:
+        expected = layers.TTLinear if name.startswith("classifier") else layers.TTConv2d
+        assert isinstance(small.get_submodule(name), expected)
+    assert all(r.error <= 0.3 + 1e-9 for r in report.layers)
+    h = torch.randn(3, 32 * 16, dtype=torch.float64)
+    fc_layer = small.classifier[0]
+    reference = torch.nn.functional.linear(h, fc_layer.reconstruct(), fc_layer.bias)
+    torch.testing.assert_close(fc_layer(h), reference)
+    assert small(x).shape == (4, 10)
+    fc = next(r for r in report.layers if r.name == "classifier.0")
+    assert fc.flops_before == 32 * 16 * 64
+    assert fc.flops_after == small.classifier[0].factorized_macs()
+    assert "in_modes" in fc.ranks
+    assert fc.params_after < fc.params_before
+    # at round-off the TT-matrix has more parameters than the weight: kept dense
+    _, exact = compress(model, method="tt", rtol=1e-12, include="classifier.0", progress=False)
+    assert exact.kept == ["classifier.0"] and not exact.layers
+    # the default selection of a plain CNN: every 3x3 conv but the stem
+    assert default_selection(model) == ["features.2", "features.5"]
+
+
+def test_linear_layers_need_method_tt() -> None:
+    model = SmallCNN()
+    with pytest.raises(ValueError, match=r"'classifier.0'.*method='tt'"):
+        compress(model, method="tucker", rtol=0.5, include="classifier.0", progress=False)
+    with pytest.raises(ValueError, match="method='tt'"):
+        compress(model, method="cp", rtol=0.5, include=nn.Linear, progress=False)
+    with pytest.raises(ValueError, match="ReLU"):
+        compress(model, method="tt", rtol=0.5, include="features.1", progress=False)
+    # a pattern that also matches linear layers compresses only the convolutions
+    _, report = compress(model, method="tucker", rtol=0.5, include="*", progress=False)
+    assert all(r.name.startswith("features.") for r in report.layers)
+
+
+def test_ratio_policy_counts_linear_layers() -> None:
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    small, report = compress(
+        model, method="tt", ratio=2.0, include=[nn.Conv2d, nn.Linear], progress=False
+    )
+    assert report.ratio >= 2.0
+    assert report.model_params_after == sum(p.numel() for p in small.parameters())
+    assert small(torch.randn(2, 1, 8, 8)).shape == (2, 10)

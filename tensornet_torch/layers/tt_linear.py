@@ -438,6 +438,10 @@ class TTLinear(nn.Module):
                 layer.bias.copy_(linear.bias.detach())
         return layer
 
+    def ranks_repr(self) -> str:
+        """The ranks and modes, as :meth:`extra_repr` prints them."""
+        return f"ranks={self.ranks}, in_modes={self.in_modes}, out_modes={self.out_modes}"
+
     def extra_repr(self) -> str:
         s = f"in_features={self.in_features}, out_features={self.out_features}"
         if self.bias is None:
