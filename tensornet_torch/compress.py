@@ -78,6 +78,9 @@ class LayerReport:
     flops_before: int | None = None
     """Multiply-accumulates per sample (None without ``example_input``)."""
     flops_after: int | None = None
+    """The same for the new layer, along the path its ``forward`` takes at the example's
+    batch size (``forward_mode="auto"`` runs the kernel rebuild and one convolution when
+    that is cheaper than the factorized pipeline)."""
 
     @property
     def compression(self) -> float:
@@ -386,14 +389,22 @@ def _input_shapes(
 
 
 def _macs(layer: nn.Module, shape: tuple[int, ...] | None, batch: int) -> tuple[int, int] | None:
-    """Per-sample MACs of the dense layer and of ``layer``'s factorized path (None: unknown)."""
+    """Per-sample MACs of the dense layer and of ``layer`` (None: unknown).
+
+    The layer's count is that of the path its ``forward`` takes on a batch of ``batch``
+    such inputs, the dense path's kernel rebuild spread over the batch.
+    """
     if shape is None:
         return None
+    batch = max(batch, 1)
     if isinstance(layer, layers.TTLinear):
-        rows = math.prod(shape[:-1]) // max(batch, 1)  # e.g. tokens per sample
-        return rows * layer.dense_macs(), rows * layer.factorized_macs()
+        rows = max(math.prod(shape[:-1]) // batch, 1)  # e.g. tokens per sample
+        total = layer.macs(rows * batch)
+        return rows * layer.dense_macs(), math.ceil(total / batch)
     conv: layers.FactorizedConv2d = layer  # type: ignore[assignment]
-    return conv.dense_macs(*shape[-2:]), conv.factorized_macs(*shape[-2:])
+    h, w = shape[-2:]
+    paths = conv.path_macs(batch, h, w)
+    return conv.dense_macs(h, w), math.ceil(paths[conv.choose_path(batch, h, w)] / batch)
 
 
 def _set_module(model: nn.Module, name: str, module: nn.Module) -> None:

@@ -419,3 +419,16 @@ def test_cuda_forward_paths_and_from_conv_stay_on_the_device() -> None:
     assert _rel(layer.reconstruct().detach(), conv.weight.detach()) <= 0.5
     fresh = CPConv2d(4, 6, 3, ranks=3, device="cuda")
     assert fresh.last.device.type == "cuda"
+
+
+def test_tol_reaches_cp_als() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 8, 3, dtype=F64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a loose tol converges quietly
+        loose = CPConv2d.from_conv(conv, ranks=4, rng=0, tol=1e-2, n_iter_max=500)
+    assert loose.rank == 4
+    with pytest.warns(tn.ConvergenceWarning):
+        CPConv2d.from_conv(conv, ranks=4, rng=0, tol=1e-14, n_iter_max=3)
+    with pytest.raises(ValueError, match="tol"):
+        CPConv2d.from_conv(conv, ranks=4, tol=-1.0)

@@ -8,17 +8,22 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+GUIDES = [ROOT / "docs" / "torch.md"]
 
 
-def test_readme_python_blocks_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-    assert blocks, "README has no python example"
+@pytest.mark.parametrize("page", [README, *GUIDES], ids=lambda p: p.name)
+def test_python_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if page != README:
+        pytest.importorskip("torch")
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
+    assert blocks, f"{page.name} has no python example"
     monkeypatch.chdir(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an example must not warn (e.g. non-convergence)
         for block in blocks:
-            exec(compile(block, str(README), "exec"), {})
+            exec(compile(block, str(page), "exec"), {})
 
 
 def test_readme_starts_with_the_two_setup_commands() -> None:

@@ -85,12 +85,12 @@ def _fit(
     rank: int,
     init: tn.CPTensor | None,
     n_iter_max: int,
+    tol: float,
     gen: np.random.Generator,
 ) -> tuple[tn.CPTensor, float]:
-    if init is None:
-        cp = tn.cp_als(block, rank, n_iter_max=n_iter_max, rng=gen)
-    else:
-        cp = tn.cp_als(block, rank, n_iter_max=n_iter_max, rng=gen, init=_widen(init, rank, gen))
+    start = None if init is None else _widen(init, rank, gen)
+    kwargs: dict[str, Any] = {} if start is None else {"init": start}
+    cp = tn.cp_als(block, rank, n_iter_max=n_iter_max, tol=tol, rng=gen, **kwargs)
     return cp, _relative_error(cp, block)
 
 
@@ -99,6 +99,7 @@ def _search_rank(
     rtol: float,
     cap: int,
     n_iter_max: int,
+    tol: float,
     gen: np.random.Generator,
 ) -> tuple[tn.CPTensor, float, bool]:
     """Smallest rank ``<= cap`` whose CP-ALS fit meets ``rtol``: doubling, then bisection.
@@ -114,7 +115,7 @@ def _search_rank(
     def fit(rank: int) -> tuple[tn.CPTensor, float]:
         below = [r for r in fits if r < rank]
         init = fits[max(below)][0] if below else None
-        fits[rank] = _fit(block, rank, init, n_iter_max, gen)
+        fits[rank] = _fit(block, rank, init, n_iter_max, tol, gen)
         return fits[rank]
 
     with warnings.catch_warnings():
@@ -313,6 +314,7 @@ class CPConv2d(FactorizedConv2d):
         rtol: float | None = None,
         ranks: int | None = None,
         n_iter_max: int = 100,
+        tol: float = 1e-8,
         rng: np.random.Generator | int | None = None,
         forward_mode: str = "auto",
     ) -> CPConv2d:
@@ -339,6 +341,8 @@ class CPConv2d(FactorizedConv2d):
             every tensornet decomposition). At least one of ``rtol``, ``ranks`` is required.
         n_iter_max : int
             Sweeps of each CP-ALS fit.
+        tol : float
+            Convergence tolerance of each CP-ALS fit (:func:`tensornet.cp_als`).
         rng : numpy.random.Generator, int or None
             Randomness of the CP-ALS starts.
         forward_mode : {"auto", "factorized", "dense"}
@@ -370,10 +374,11 @@ class CPConv2d(FactorizedConv2d):
         for index, block in enumerate(weight.chunk(conv.groups, dim=0)):
             if rtol is None:
                 assert cap is not None
-                parts.append(_fit(block, cap, None, n_iter_max, gen)[0])
+                parts.append(_fit(block, cap, None, n_iter_max, tol, gen)[0])
                 continue
             bound = cp_rank_bound(tuple(block.shape))
-            cp, err, met = _search_rank(block, rtol, bound if cap is None else cap, n_iter_max, gen)
+            limit = bound if cap is None else cap
+            cp, err, met = _search_rank(block, rtol, limit, n_iter_max, tol, gen)
             if not met and cap is None:
                 group = f" in group {index}" if conv.groups > 1 else ""
                 raise ValueError(
