@@ -33,6 +33,13 @@ the kernel modes ``(S, kh, kw, T)``, not over tensorized channels like ``TTConv2
 ``implementation="factorized"``, built by its constructor at the same ~10x, timed the same
 way against the same ``nn.Conv2d``; skipped with the reason when ``import tltorch`` fails.
 A last table times every tensornet layer at batch 1 (latency) on both paths.
+
+Options beyond the issue's setting: ``--channels-last`` runs the input and every module in
+``torch.channels_last`` (the dense convolution is faster there); ``--mmap-threshold BYTES``
+raises glibc's mmap threshold in the process, as ``MALLOC_MMAP_THRESHOLD_`` would, so that
+large buffers are reused instead of page-faulted in again on every call (by default glibc
+maps blocks above at most 32 MiB afresh, which costs the pipelines, whose intermediates
+are as large as the input, more than the one dense convolution).
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -378,6 +385,8 @@ def bench_tltorch(
         layer.reset_parameters()  # N(0, 0.02) factors, zero bias
         with torch.no_grad():
             layer.bias.uniform_(-0.02, 0.02)
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            layer = to_format(layer, torch.channels_last)
         times = measure({"conv": lambda: conv(x), "tl": lambda layer=layer: layer(x)}, repeat)
         row = Row(
             name=f"tltorch {form}",
@@ -450,12 +459,58 @@ def machine(tl_version: str | None) -> str:
     )
 
 
+M = TypeVar("M", bound=nn.Module)
+
+
+def to_format(module: M, memory_format: torch.memory_format) -> M:
+    """``module`` with its 4-d parameters in ``memory_format`` (``nn.Module.to``)."""
+    return module.to(memory_format=memory_format)  # type: ignore[call-overload]
+
+
+def set_mmap_threshold(size: int) -> str:
+    """Raise glibc's mmap threshold (and trim threshold) to ``size`` bytes in this process.
+
+    By default glibc serves blocks above a dynamic threshold (at most 32 MiB) with fresh
+    ``mmap`` pages and returns them on free, so every large intermediate is page-faulted
+    in again on every call; this is what ``MALLOC_MMAP_THRESHOLD_`` does at start-up.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if platform.system() != "Linux" or name is None:
+        return "allocator: --mmap-threshold ignored (not glibc)"
+    libc = ctypes.CDLL(name)
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = libc.mallopt(m_mmap_threshold, size) and libc.mallopt(m_trim_threshold, 2 * size)
+    state = "set" if ok else "NOT set (mallopt failed)"
+    return f"allocator: glibc mallopt M_MMAP_THRESHOLD={size:,} bytes {state}"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="batch 4 of 16x16, few repeats")
     parser.add_argument("--repeat", type=int, default=None, help="timed runs per contestant")
     parser.add_argument("--no-tltorch", action="store_true", help="skip the TensorLy-Torch rows")
+    parser.add_argument(
+        "--mmap-threshold",
+        type=int,
+        default=None,
+        metavar="BYTES",
+        help="raise glibc's mmap threshold (e.g. 1000000000): large buffers are reused",
+    )
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="input and every module in torch.channels_last memory format",
+    )
     args = parser.parse_args(argv)
+    allocator = (
+        "allocator: glibc default (blocks above at most 32 MiB are mmapped per call)"
+        if args.mmap_threshold is None
+        else set_mmap_threshold(args.mmap_threshold)
+    )
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     batch, size = (4, 16) if args.quick else (32, 32)
     repeat = args.repeat or (2 if args.quick else 7)
     repeat_latency = 3 if args.quick else 15
@@ -470,6 +525,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"torch threads: {torch.get_num_threads()} intra-op, {torch.get_num_interop_threads()} "
         "inter-op (defaults, not set by the script)"
     )
+    print(f"{allocator}; memory format: {'channels_last' if args.channels_last else 'NCHW'}")
     quick = (
         " (--quick: not the issue's setting, speed-ups not representative)" if args.quick else ""
     )
@@ -481,15 +537,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
 
     torch.manual_seed(SEED)
-    conv = nn.Conv2d(CHANNELS, CHANNELS, KERNEL, padding=1).eval()
-    x = torch.randn(batch, CHANNELS, size, size)
+    conv = to_format(nn.Conv2d(CHANNELS, CHANNELS, KERNEL, padding=1).eval(), memory_format)
+    x = torch.randn(batch, CHANNELS, size, size).contiguous(memory_format=memory_format)
     layers: dict[str, FactorizedConv2d] = {}
     capped = []
     for family in families(ks):
         name, cls = family[0], family[1]
         kwargs, top = choose(family)
         torch.manual_seed(SEED)
-        layers[name] = cls(CHANNELS, CHANNELS, KERNEL, padding=1, **kwargs).eval()
+        layer = cls(CHANNELS, CHANNELS, KERNEL, padding=1, **kwargs).eval()
+        layers[name] = to_format(layer, memory_format)
         if top:
             capped.append(name)
 
