@@ -75,11 +75,17 @@ def pointwise(
 ) -> Tensor:
     """A 1x1 convolution of ``x`` (N, C, H, W) with ``weight`` (T, C / groups).
 
-    One batched matrix product per group on the NCHW layout, which CPU BLAS runs about
-    twice as fast as ``F.conv2d`` with a 1x1 kernel (a channels-last ``x`` is read as
-    transposed matrices). With ``channels_last`` the NCHW product is then copied to
-    channels-last: cheaper than a product that writes that layout, which has to copy the
-    (wider) input first.
+    Matrix products instead of ``F.conv2d`` with a 1x1 kernel, which CPU BLAS runs about
+    twice as fast:
+
+    - channels-last ``x`` to a channels-last output (one group): one GEMM
+      ``(N H W, C) @ W^T``, which reads and writes that layout in place;
+    - otherwise one batched product per group that writes the NCHW layout (a
+      channels-last ``x`` is read as transposed matrices).
+
+    The output is channels-last if ``channels_last``, else NCHW; an NCHW product asked
+    for channels-last is copied (for narrow outputs that is cheaper than a product that
+    writes that layout, which would copy the wider input instead).
 
     Examples
     --------
@@ -93,11 +99,17 @@ def pointwise(
     """
     n, c, h, w = (int(m) for m in x.shape)
     t = int(weight.shape[0])
+    if groups == 1 and channels_last and is_channels_last(x):
+        rows = x.permute(0, 2, 3, 1).reshape(n * h * w, c)  # a view
+        flat = rows @ weight.t()
+        if bias is not None:
+            flat.add_(bias)
+        return flat.reshape(n, h, w, t).permute(0, 3, 1, 2)
     out = torch.matmul(
         weight.reshape(groups, t // groups, c // groups), x.reshape(n, groups, c // groups, h * w)
     )
     if bias is not None:
-        out.add_(bias.reshape(groups, t // groups, 1))
+        out.add_(bias.reshape(groups, t // groups, 1))  # matmul saves its inputs, not out
     out = out.reshape(n, t, h, w)
     return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
