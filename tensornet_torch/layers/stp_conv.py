@@ -210,7 +210,8 @@ class STTuckerConv2d(FactorizedConv2d):
         last = self.last.reshape(g, t_g // k, r_out // k)
         y = torch.matmul(last, y.reshape(n, g, r_out // k, k * ho * wo))
         y = y.reshape(n, self.out_channels, ho, wo)
-        return y if self.bias is None else y + self.bias[:, None, None]
+        # in place: a second full-size output would cost another allocation
+        return y if self.bias is None else y.add_(self.bias[:, None, None])
 
     # -- cost model ---------------------------------------------------------------------------
     def factorized_macs(self, height: int, width: int) -> int:
@@ -625,7 +626,7 @@ class STTConv2d(FactorizedConv2d):
         u = u.reshape(n, g, left, produced, k, out_pixels)
         out = torch.einsum("gjcv,ngcmvp->ngjmp", first, u)
         out = out.reshape(n, self.out_channels, ho, wo)
-        return out if self.bias is None else out + self.bias[:, None, None]
+        return out if self.bias is None else out.add_(self.bias[:, None, None])
 
     # -- cost model ---------------------------------------------------------------------------
     def factorized_macs(self, height: int, width: int) -> int:

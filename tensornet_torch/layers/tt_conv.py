@@ -273,7 +273,8 @@ class TTConv2d(FactorizedConv2d):
             block = self._merge(lo, hi)  # (g, r_lo * n_lo ... n_hi, r_{hi+1})
             y = block[None] @ y.reshape(n, g, rho[hi + 1], -1)
         y = y.reshape(n, self.out_channels, ho, wo)
-        return y if self.bias is None else y + self.bias[:, None, None]
+        # in place (the products save their inputs, not y): no second full-size output
+        return y if self.bias is None else y.add_(self.bias[:, None, None])
 
     # -- cost model ---------------------------------------------------------------------------
     def factorized_macs(self, height: int, width: int) -> int:

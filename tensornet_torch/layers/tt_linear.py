@@ -269,7 +269,7 @@ class TTLinear(nn.Module):
             return F.linear(x, self.reconstruct(), self.bias)
         out = self._forward_factorized(x.reshape(batch, self.in_features))
         if self.bias is not None:
-            out = out + self.bias
+            out.add_(self.bias)  # the last product saves its inputs, not out
         return out.reshape(*lead, self.out_features)
 
     # -- cost model ---------------------------------------------------------------------------
