@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 import tensornet as tn
 from tensornet._validation import check_rtol
-from tensornet_torch.layers._base import FactorizedConv2d, init_product_
+from tensornet_torch.layers._base import FactorizedConv2d, fast_channels_last, init_product_
 from tensornet_torch.layers._modes import (
     check_chain_ranks,
     check_modes_product,
@@ -267,6 +267,8 @@ class TTConv2d(FactorizedConv2d):
         kh, kw = self.kernel_size
         spatial = self.cores[a].permute(0, 1, 3, 2).reshape(g * rho[a], rho[a + 1], kh, kw)
         y = y.reshape(n, g * rho[a + 1], hp, wp)
+        if fast_channels_last(x):
+            y = y.contiguous(memory_format=torch.channels_last)
         y = F.conv2d(y, spatial, None, self.stride, padding, self.dilation, g)
         ho, wo = y.shape[-2:]
         for lo, hi in self.out_plan:  # inner t-blocks first: (N, g, r_{hi+1}, Q*P) -> ...
