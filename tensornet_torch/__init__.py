@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 import tensornet
+from tensornet_torch.admm import ADMM
 from tensornet_torch.compress import METHODS, CompressionReport, LayerReport, compress
 from tensornet_torch.layers import (
     CPConv2d,
@@ -27,6 +28,7 @@ from tensornet_torch.layers import (
 )
 
 __all__ = [
+    "ADMM",
     "METHODS",
     "CPConv2d",
     "CompressionReport",
