@@ -67,7 +67,10 @@ class ADMM:
         Whole-model parameter compression (> 1); per-layer ranks are allocated on the
         current weights as :func:`compress` does (layers it keeps dense are left free).
     rho : float
-        Penalty weight (default ``1e-3``).
+        Penalty weight (default ``1e-3``, for long epochs). Each :meth:`update` adds the
+        remaining gap ``W - Z`` to ``U``; unless the penalty moves ``W`` about as far within
+        an epoch (roughly ``lr * rho * steps_per_epoch >= 1``) ``U`` keeps growing and
+        :meth:`distance` rises (docs/torch.md).
     rho_growth : float
         ``rho`` is multiplied by this after every :meth:`update` (1: constant), up to
         ``rho_max``.
