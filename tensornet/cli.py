@@ -7,12 +7,15 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 __all__ = ["main"]
 
-_FORMATS = ("tt",)
+_FORMATS = ("tt", "tr", "tr-search", "tucker", "cp", "stt", "str", "sttucker")
+_FIXED_RANK = frozenset({"cp", "stt", "str", "sttucker"})
+"""Formats fitted by ALS at given ranks (``--rank``), without an error-driven rank choice."""
 
 
 def _positive_float(text: str) -> float:
@@ -36,12 +39,53 @@ def _parser() -> argparse.ArgumentParser:
     dec.add_argument("--format", choices=_FORMATS, default="tt", help="target format")
     dec.add_argument("--rtol", type=_positive_float, default=None, help="relative error target")
     dec.add_argument("--max-rank", type=int, default=None, help="cap on every rank")
+    dec.add_argument(
+        "--rank",
+        type=int,
+        default=None,
+        help="ranks of the ALS fits (cp, stt, str, sttucker: required) or Tucker ranks",
+    )
+    dec.add_argument("--k", type=int, default=2, help="k of the STP formats (default 2)")
+    dec.add_argument("--n-iter-max", type=int, default=100, help="sweeps of the ALS fits")
+    dec.add_argument("--seed", type=int, default=0, help="seed of the randomized parts")
     dec.add_argument("-o", "--output", type=Path, default=None, help="output .npz file")
     return parser
 
 
+def _run(x: np.ndarray, args: argparse.Namespace) -> Any:
+    """The decomposition ``args.format`` asks for (ValueError for a bad combination)."""
+    import tensornet as tn
+
+    fmt, rtol, rank = args.format, args.rtol, args.rank
+    if fmt in _FIXED_RANK:
+        if rank is None:
+            raise ValueError(f"--format {fmt} fits at fixed ranks: give --rank")
+        if rtol is not None or args.max_rank is not None:
+            raise ValueError(
+                f"--format {fmt} has no error-driven rank choice: give --rank, not --rtol or "
+                "--max-rank"
+            )
+    fits = {"n_iter_max": args.n_iter_max, "rng": args.seed}
+    if fmt == "tt":
+        return tn.tt_svd(x, rtol=rtol, max_rank=args.max_rank, rng=args.seed)
+    if fmt == "tr":
+        return tn.tr_svd(x, rtol=rtol, max_rank=args.max_rank, rng=args.seed)
+    if fmt == "tr-search":
+        return tn.tr_search(x, rtol=rtol, max_rank=args.max_rank, rng=args.seed)
+    if fmt == "tucker":
+        if args.max_rank is not None:
+            raise ValueError("--format tucker takes --rank (Tucker ranks), not --max-rank")
+        return tn.st_hosvd(x, rtol=rtol, ranks=rank, rng=args.seed)
+    if fmt == "cp":
+        return tn.cp_als(x, rank, **fits)
+    if fmt == "stt":
+        return tn.stt_fit(x, rank, k=args.k, **fits)
+    if fmt == "str":
+        return tn.str_fit(x, rank, k=args.k, **fits)
+    return tn.sttucker_fit(x, rank, k=args.k, **fits)
+
+
 def _decompose(args: argparse.Namespace) -> int:
-    from tensornet.decompose.tt_svd import tt_svd
     from tensornet.io import save
 
     try:
@@ -51,7 +95,7 @@ def _decompose(args: argparse.Namespace) -> int:
         return 2
     start = time.perf_counter()
     try:
-        result = tt_svd(x, rtol=args.rtol, max_rank=args.max_rank)
+        result = _run(x, args)
     except (TypeError, ValueError) as exc:
         print(f"tensornet decompose: {exc}", file=sys.stderr)
         return 2

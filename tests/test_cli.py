@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +54,58 @@ def test_decompose_reports_bad_input(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_decompose_rejects_negative_rtol() -> None:
     with pytest.raises(SystemExit):
         main(["decompose", "x.npy", "--rtol", "-1"])
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options", "kind"),
+    [
+        ("tt", ["--rtol", "1e-8"], tn.TTTensor),
+        ("tr", ["--rtol", "1e-8"], tn.TRTensor),
+        ("tr-search", ["--rtol", "1e-8"], tn.TRTensor),
+        ("tucker", ["--rtol", "1e-8"], tn.TuckerTensor),
+        ("cp", ["--rank", "24"], tn.CPTensor),
+        ("stt", ["--rank", "4", "--k", "2"], tn.STTTensor),
+        ("str", ["--rank", "4", "--k", "2"], tn.STRTensor),
+        ("sttucker", ["--rank", "4", "--k", "2"], tn.STTuckerTensor),
+    ],
+)
+def test_decompose_every_format(
+    fmt: str, options: list[str], kind: type, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    x = tn.random_tt((4, 4, 4), 2, rng=0).to_dense()
+    src = tmp_path / "x.npy"
+    np.save(src, x)
+    out_path = tmp_path / f"{fmt}.npz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ALS fits may stop at n_iter_max
+        code = main(["decompose", str(src), "--format", fmt, *options, "-o", str(out_path)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"format:      {fmt}" in printed
+    error = float(re.search(r"rel\. error:\s+(\S+)", printed).group(1))  # type: ignore[union-attr]
+    result = tn.load(out_path)
+    assert isinstance(result, kind)
+    dense = result.to_dense()
+    assert abs(error - np.linalg.norm(dense - x) / np.linalg.norm(x)) < 1e-6
+    if fmt in ("tt", "tr", "tr-search", "tucker"):
+        assert error <= 1e-8  # the rtol bound
+    else:
+        assert error < 0.5  # a fit at generous ranks (ALS: no bound)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--format", "cp"], "give --rank"),
+        (["--format", "stt", "--rank", "4", "--rtol", "0.1"], "no error-driven rank choice"),
+        (["--format", "tucker", "--max-rank", "2"], "not --max-rank"),
+        (["--format", "stt", "--rank", "3", "--k", "2"], "k"),
+    ],
+)
+def test_decompose_rejects_bad_combinations(
+    options: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "x.npy"
+    np.save(src, np.ones((4, 4, 4)))
+    assert main(["decompose", str(src), *options]) == 2
+    assert message in capsys.readouterr().err
