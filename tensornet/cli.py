@@ -1,4 +1,8 @@
-"""The ``tensornet`` command line: ``tensornet demo`` and ``tensornet decompose``."""
+"""The ``tensornet`` command line: ``demo``, ``showcase`` and ``decompose``.
+
+``tensornet demo`` needs the torch extra; ``showcase`` (tensor trains on the digits) and
+``decompose`` need only the core.
+"""
 
 from __future__ import annotations
 
@@ -29,10 +33,24 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tensornet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="run the showcase on bundled data (no download)")
-    demo.add_argument("--quick", action="store_true", help="smaller problems, a few seconds")
+    demo = sub.add_parser(
+        "demo", help="train a ResNet on bundled digits, compress it with every method"
+    )
+    demo.add_argument("--quick", action="store_true", help="ResNet-8, fewer epochs (~1 min)")
     demo.add_argument("--seed", type=int, default=0, help="seed of every random draw")
-    demo.add_argument("-o", "--output", type=Path, default=None, help="also write the report here")
+    demo.add_argument("--device", default="cpu", help="cpu or cuda")
+    demo.add_argument(
+        "--methods", default=None, help="comma-separated subset (default: all of them)"
+    )
+    demo.add_argument("--ratios", default="2", help="comma-separated parameter compression targets")
+    demo.add_argument(
+        "-o", "--output", type=Path, default=None, help="folder for demo.md, .csv and .png"
+    )
+
+    show = sub.add_parser("showcase", help="tensor trains on bundled data (no torch needed)")
+    show.add_argument("--quick", action="store_true", help="smaller problems, a few seconds")
+    show.add_argument("--seed", type=int, default=0, help="seed of every random draw")
+    show.add_argument("-o", "--output", type=Path, default=None, help="also write the report")
 
     dec = sub.add_parser("decompose", help="decompose a .npy array file")
     dec.add_argument("file", type=Path, help="input array (.npy)")
@@ -114,10 +132,37 @@ def _decompose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        from tensornet_torch.demo import DEMO_METHODS, run_demo
+    except ImportError as exc:
+        print(
+            f"tensornet demo needs torch and scikit-learn (pip install -e '.[torch,demo]'): {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    methods = DEMO_METHODS if args.methods is None else tuple(args.methods.split(","))
+    try:
+        ratios = tuple(float(r) for r in args.ratios.split(","))
+        report, _ = run_demo(
+            quick=args.quick,
+            seed=args.seed,
+            device=args.device,
+            methods=methods,
+            ratios=ratios,
+            output=args.output,
+        )
+    except ValueError as exc:
+        print(f"tensornet demo: {exc}", file=sys.stderr)
+        return 2
+    print(report)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tensornet`` console script."""
     args = _parser().parse_args(argv)
-    if args.command == "demo":
+    if args.command == "showcase":
         from tensornet.showcase import run_showcase
 
         report = run_showcase(quick=args.quick, seed=args.seed)
@@ -125,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.output is not None:
             args.output.write_text(report)
         return 0
+    if args.command == "demo":
+        return _demo(args)
     return _decompose(args)
 
 

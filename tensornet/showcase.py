@@ -1,4 +1,4 @@
-"""Tensor-train showcase on bundled data: what ``tensornet demo`` runs for now.
+"""Tensor-train showcase on bundled data: what ``tensornet showcase`` runs.
 
 Three short experiments, each measured in the run:
 

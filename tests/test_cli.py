@@ -15,7 +15,7 @@ from tensornet.cli import main
 
 def test_demo_quick_prints_measured_tables(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("sklearn")
-    assert main(["demo", "--quick", "--seed", "1"]) == 0
+    assert main(["showcase", "--quick", "--seed", "1"]) == 0
     out = capsys.readouterr().out
     assert "scikit-learn digits" in out
     assert "Quantized TT" in out
@@ -25,6 +25,20 @@ def test_demo_quick_prints_measured_tables(capsys: pytest.CaptureFixture[str]) -
     assert len(rows) == 2  # --quick runs two error targets
     for rtol, err in rows:
         assert float(err) <= float(rtol)
+
+
+def test_demo_runs_the_compression_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    args = ["demo", "--quick", "--methods", "tucker", "--ratios", "2,3", "-o", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "| tucker | 2 |" in out and "| tucker | 3 |" in out
+    assert (tmp_path / "demo.csv").exists()
+    assert main(["demo", "--quick", "--methods", "svd"]) == 2
+    assert "methods must be among" in capsys.readouterr().err
 
 
 def test_decompose_writes_a_loadable_file(
