@@ -56,9 +56,11 @@ class ResNet(nn.Module):
     ``blocks=3`` is ResNet-20, ``blocks=1`` ResNet-8.
     """
 
-    def __init__(self, blocks: int = 3, width: int = 16, classes: int = 10) -> None:
+    def __init__(
+        self, blocks: int = 3, width: int = 16, classes: int = 10, in_channels: int = 1
+    ) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, width, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         stages, c_in = [], width
         for c, stride in ((width, 1), (2 * width, 2), (4 * width, 2)):

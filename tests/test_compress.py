@@ -12,51 +12,13 @@ from torch import nn  # noqa: E402
 
 import tensornet_torch.layers as layers  # noqa: E402
 from tensornet_torch.compress import CompressionReport, compress, default_selection  # noqa: E402
+from tensornet_torch.demo import ResNet  # noqa: E402
 
 
-class Block(nn.Module):
-    """Basic residual block of a CIFAR ResNet (1x1 projection shortcut when the shape changes)."""
-
-    def __init__(self, c_in: int, c: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c)
-        self.conv2 = nn.Conv2d(c, c, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c)
-        self.shortcut: nn.Module = nn.Sequential()
-        if stride != 1 or c_in != c:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c, 1, stride, bias=False), nn.BatchNorm2d(c)
-            )
-
-    def forward(self, x: Any) -> Any:
-        y = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
-
-
-class ResNet20(nn.Module):
-    """CIFAR-style ResNet-20: stem, 3 stages of 3 blocks (16, 32, 64 channels), classifier."""
-
-    def __init__(self, classes: int = 10, width: int = 16) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        blocks, c_in = [], width
-        for c, stride in ((width, 1), (2 * width, 2), (4 * width, 2)):
-            for i in range(3):
-                blocks.append(Block(c_in, c, stride if i == 0 else 1))
-                c_in = c
-        self.layers = nn.Sequential(*blocks)
-        self.fc = nn.Linear(4 * width, classes)
-
-    def forward(self, x: Any) -> Any:
-        x = self.layers(torch.relu(self.bn1(self.conv1(x))))
-        return self.fc(x.mean((2, 3)))
-
-
-def _resnet(dtype: Any = torch.float32, width: int = 16) -> ResNet20:
+def _resnet(dtype: Any = torch.float32, width: int = 16) -> ResNet:
+    """CIFAR-style ResNet-20: stem, 3 stages of 3 blocks, 1x1 projection shortcuts, classifier."""
     torch.manual_seed(0)
-    return ResNet20(width=width).to(dtype).eval()
+    return ResNet(blocks=3, width=width, in_channels=3).to(dtype).eval()
 
 
 def test_default_selection_skips_stem_shortcuts_and_classifier() -> None:
