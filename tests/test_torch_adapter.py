@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import tensornet as tn
@@ -82,3 +84,37 @@ def test_float32_factorized_gradients_match_the_dense_path(index: int) -> None:
         grads.append([x.grad.clone(), *(p.grad.clone() for p in layer.parameters())])
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("cls", ["TTConv2d", "STTConv2d"])
+def test_from_conv_balances_core_norms_per_group(cls: str) -> None:
+    import warnings
+
+    import tensornet_torch as tt
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 12, 3, groups=2, dtype=torch.float64)
+    kwargs: dict[str, Any] = {"ranks": 2}
+    if cls == "STTConv2d":
+        kwargs.update(k=2, rng=0, n_iter_max=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        layer = getattr(tt, cls).from_conv(conv, **kwargs)
+    norms = torch.stack([torch.linalg.vector_norm(c.flatten(1), dim=1) for c in layer.cores])
+    torch.testing.assert_close(norms, norms[:1].expand_as(norms))  # equal within each group
+    assert not torch.allclose(norms[0, 0], norms[0, 1])  # and per group, not global
+
+
+def test_balance_keeps_the_product_and_skips_zero_groups() -> None:
+    from tensornet_torch.layers import balance_
+
+    torch.manual_seed(0)
+    cores = [torch.randn(3, 2, 4, 2, dtype=torch.float64) for _ in range(3)]
+    cores[0][1] *= 1e-4
+    cores[2][2] = 0.0
+    product = torch.einsum("gaib,gbjc,gckd->gijk", *cores)
+    balance_(cores)
+    torch.testing.assert_close(torch.einsum("gaib,gbjc,gckd->gijk", *cores), product)
+    norms = torch.stack([torch.linalg.vector_norm(c.flatten(1), dim=1) for c in cores])
+    torch.testing.assert_close(norms[:, :2], norms[:1, :2].expand(3, 2))
+    assert float(norms[2, 2]) == 0.0  # the zero group is untouched

@@ -3,6 +3,7 @@
 from tensornet_torch.layers._base import (
     FORWARD_MODES,
     FactorizedConv2d,
+    balance_,
     init_product_,
     one_thread_on_cpu,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "TTConv2d",
     "TTLinear",
     "TuckerConv2d",
+    "balance_",
     "init_product_",
     "one_thread_on_cpu",
 ]

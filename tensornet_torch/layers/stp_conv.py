@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 import tensornet as tn
 from tensornet.formats.stp_formats import _check_divides, check_k
-from tensornet_torch.layers._base import FactorizedConv2d, init_product_
+from tensornet_torch.layers._base import FactorizedConv2d, balance_, init_product_
 from tensornet_torch.layers._modes import (
     check_chain_ranks,
     check_modes_product,
@@ -773,5 +773,6 @@ class STTConv2d(FactorizedConv2d):
         with torch.no_grad():
             for j, param in enumerate(layer.cores):
                 param.copy_(torch.stack([t.cores[j] for t in fits]))
+        balance_(list(layer.cores))
         layer.copy_bias_(conv)
         return layer

@@ -38,7 +38,12 @@ from torch import Tensor, nn
 
 import tensornet as tn
 from tensornet._validation import check_rtol
-from tensornet_torch.layers._base import FactorizedConv2d, fast_channels_last, init_product_
+from tensornet_torch.layers._base import (
+    FactorizedConv2d,
+    balance_,
+    fast_channels_last,
+    init_product_,
+)
 from tensornet_torch.layers._modes import (
     check_chain_ranks,
     check_modes_product,
@@ -378,5 +383,6 @@ class TTConv2d(FactorizedConv2d):
                     for tt in trains
                 ]
                 param.copy_(torch.stack(padded))
+        balance_(list(layer.cores))
         layer.copy_bias_(conv)
         return layer
