@@ -9,9 +9,10 @@ when the user does not pass modes.
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterator, Sequence
-from typing import Any
+
+from tensornet._validation import check_int
+from tensornet.random import _requested_ranks
 
 __all__ = [
     "balanced_factors",
@@ -22,14 +23,6 @@ __all__ = [
 ]
 
 
-def _check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
-
-
 def prime_count(n: int) -> int:
     """Number of prime factors of ``n`` counted with multiplicity (0 for ``n = 1``).
 
@@ -38,7 +31,7 @@ def prime_count(n: int) -> int:
     >>> prime_count(1), prime_count(12), prime_count(13)
     (0, 3, 1)
     """
-    n = _check_positive_int(n, "n")
+    n = check_int(n, "n", minimum=1)
     count, p = 0, 2
     while p * p <= n:
         while n % p == 0:
@@ -87,8 +80,8 @@ def balanced_factors(n: int, count: int) -> tuple[int, ...]:
     >>> balanced_factors(512, 2), balanced_factors(7, 2)
     ((32, 16), (7, 1))
     """
-    n = _check_positive_int(n, "n")
-    count = _check_positive_int(count, "count")
+    n = check_int(n, "n", minimum=1)
+    count = check_int(count, "count", minimum=1)
     return min(_non_increasing(n, count, n), key=lambda f: (f[0], sum(v * v for v in f)))
 
 
@@ -110,7 +103,7 @@ def check_modes_product(modes: object, total: int, name: str, what: str) -> tupl
         raise TypeError(f"{name} must be a sequence of ints, got {type(modes).__name__}")
     if len(modes) == 0:
         raise ValueError(f"{name} must contain at least one mode, got {tuple(modes)!r}")
-    values = tuple(_check_positive_int(m, f"{name}[{i}]") for i, m in enumerate(modes))
+    values = tuple(check_int(m, f"{name}[{i}]", minimum=1) for i, m in enumerate(modes))
     if math.prod(values) != total:
         raise ValueError(
             f"{name} must multiply to {what} = {total}, got {values} with product "
@@ -120,25 +113,8 @@ def check_modes_product(modes: object, total: int, name: str, what: str) -> tupl
 
 
 def check_chain_ranks(ranks: object, n_modes: int, name: str = "ranks") -> tuple[int, ...]:
-    """``ranks`` (int, the ``d - 1`` bonds, or ``(1, r_1, ..., r_{d-1}, 1)``) as the full tuple."""
-    n_bonds = n_modes - 1
-    if isinstance(ranks, numbers.Integral) and not isinstance(ranks, bool):
-        return (1, *(_check_positive_int(ranks, name),) * n_bonds, 1)
-    if isinstance(ranks, (str, bytes)) or not isinstance(ranks, Sequence):
-        raise TypeError(f"{name} must be an int or a sequence of ints, got {ranks!r}")
-    values: tuple[Any, ...] = tuple(
-        _check_positive_int(r, f"{name}[{i}]") for i, r in enumerate(ranks)
-    )
-    if len(values) == n_bonds:
-        return (1, *values, 1)
-    if len(values) == n_modes + 1:
-        if values[0] != 1 or values[-1] != 1:
-            raise ValueError(
-                f"{name} given as the full tuple (length {n_modes + 1}) must start and end "
-                f"with 1, got {values}"
-            )
-        return values
-    raise ValueError(
-        f"{name} must be an int, {n_bonds} bond ranks, or the full tuple (1, r_1, ..., 1) of "
-        f"length {n_modes + 1} for {n_modes} modes; got {values} (length {len(values)})"
-    )
+    """``ranks`` (int, the ``d - 1`` bonds, or ``(1, r_1, ..., r_{d-1}, 1)``) as the full tuple.
+
+    The core's rule (:func:`tensornet.random_tt` reads ranks the same way).
+    """
+    return _requested_ranks(ranks, n_modes, name)
