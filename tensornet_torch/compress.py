@@ -12,7 +12,7 @@ Rank choice:
 - ``rtol=eps``: every layer gets its kernel within relative error ``eps`` (every method but
   ``"stt"``, which has no error-driven rank choice).
 - ``ratio=c``: the whole model gets ``c`` times fewer parameters. Each layer is decomposed
-  on a ladder of candidate settings (relative errors ``0.01 .. 0.9``, or ranks for
+  on a ladder of candidate settings (relative errors ``0.01 .. 0.98``, or ranks for
   ``"cp"`` and ``"stt"``, whose fits are iterative); the candidates are chosen to minimize
   the sum over layers of the squared relative kernel errors subject to the parameter
   budget, by a Lagrangian sweep
@@ -40,7 +40,7 @@ __all__ = ["METHODS", "CompressionReport", "LayerReport", "compress", "default_s
 METHODS = ("rsdtr", "tr", "tt", "tucker", "cp", "stt", "str", "sttucker")
 """Values of ``method``."""
 
-RTOL_LADDER = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+RTOL_LADDER = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 """Relative errors tried per layer when ``ratio`` is given (error-bounded methods)."""
 
 _CLASSES = {

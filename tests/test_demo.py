@@ -40,6 +40,17 @@ def test_quick_demo_measures_and_saves_the_table(tmp_path: Path) -> None:
     assert (tmp_path / "demo.png").stat().st_size > 0
 
 
+def test_unreachable_target_is_a_row_not_an_error() -> None:
+    report, rows = run_demo(
+        quick=True, seed=0, methods=["tucker", "admm-tt"], ratios=[1000], progress=False
+    )
+    assert [r.method for r in rows] == ["tucker", "admm-tt"]
+    for r in rows:
+        assert r.params_x != r.params_x and r.acc_finetuned != r.acc_finetuned  # NaN
+        assert r.acc_dense > 0.9
+        assert f"| {r.method} | 1000 | not reachable |" in report
+
+
 def test_demo_rejects_unknown_methods() -> None:
     with pytest.raises(ValueError, match="methods"):
         run_demo(quick=True, methods=["svd"], progress=False)
