@@ -43,6 +43,15 @@ METHODS = ("rsdtr", "tr", "tt", "tucker", "cp", "stt", "str", "sttucker")
 RTOL_LADDER = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
 """Relative errors tried per layer when ``ratio`` is given (error-bounded methods)."""
 
+RANK_CAPS = (1, 2, 4, 8)
+"""Rank caps tried per layer as well when ``ratio`` is given (error-bounded methods).
+
+A sweep of ``m`` truncations may drop only ``rtol / sqrt(m)`` of the norm at each, so on
+kernels with flat spectra even ``rtol`` near 1 keeps large ranks; the caps give every layer
+candidates down to rank 1 (each with ``rtol=RTOL_LADDER[-1]`` too, the smaller rank wins;
+caps a layer rejects, e.g. not a multiple of ``k``, are skipped).
+"""
+
 _CLASSES = {
     "rsdtr": ("TRConv2d", {"search": True}),
     "tr": ("TRConv2d", {"search": False}),
@@ -325,6 +334,12 @@ def _candidates(conv: Any, method: str, options: dict[str, Any]) -> list[_Candid
     if method in _RTOL_LADDER_METHODS:
         for eps in RTOL_LADDER:
             found.append(_convert(conv, method, options, eps))
+        for cap in () if "ranks" in options else RANK_CAPS:
+            try:
+                capped = {**options, "ranks": cap}  # with rtol: the smaller rank wins
+                found.append(_convert(conv, method, capped, RTOL_LADDER[-1]))
+            except ValueError:
+                continue
     else:
         for setting in _rank_ladder(conv, int(options.get("k", 1))):
             merged = {**setting, **options}
