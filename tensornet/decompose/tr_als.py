@@ -251,7 +251,7 @@ def tr_als(
         Maximum number of sweeps (>= 1).
     tol : float
         Convergence tolerance (>= 0) on the change of the relative error between two
-        sweeps; ``tol=0`` runs exactly ``n_iter_max`` sweeps.
+        sweeps; ``tol=0`` runs exactly ``n_iter_max`` sweeps (and does not warn).
     rng : numpy.random.Generator, int or None
         Randomness of the random start and of the padding of the SVD start.
     init : {"svd", "random"} or TRTensor
@@ -317,10 +317,11 @@ def tr_als(
         if change < tol_value:
             break
     else:
-        warnings.warn(
-            f"tr_als stopped at n_iter_max={n_iter_max} sweeps with relative error "
-            f"{previous:.3e} still changing by {change:.3e} (tol={tol_value:g})",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+        if tol_value > 0:  # tol=0 asks for n_iter_max sweeps: nothing to warn about
+            warnings.warn(
+                f"tr_als stopped at n_iter_max={n_iter_max} sweeps with relative error "
+                f"{previous:.3e} still changing by {change:.3e} (tol={tol_value:g})",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
     return TRTensor(cores)

@@ -131,9 +131,10 @@ class TRTensor(CoreSequenceFormat):
         return tr_scale(self, alpha)
 
     def __getitem__(self, index: object) -> Any:
-        """Entries (``t[i, j, k]`` gives a 0-d array) or a sub-ring as a ``TRTensor``.
+        """Entries or a sub-ring as a ``TRTensor``.
 
-        Integers fix a mode, slices keep it; nothing is densified.
+        Integers fix a mode, slices keep it; nothing is densified. ``t[i, j, k]`` gives a
+        scalar: a NumPy scalar for NumPy cores, a 0-d tensor for torch cores.
         """
         return _getitem(self, index)
 

@@ -167,9 +167,10 @@ class TTTensor(CoreSequenceFormat):
         return tt_scale(self, alpha)
 
     def __getitem__(self, index: object) -> Any:
-        """Entries (``t[i, j, k]`` gives a 0-d array) or a sub-tensor as a ``TTTensor``.
+        """Entries or a sub-tensor as a ``TTTensor``.
 
-        Integers fix a mode, slices keep it; nothing is densified.
+        Integers fix a mode, slices keep it; nothing is densified. ``t[i, j, k]`` gives a
+        scalar: a NumPy scalar for NumPy cores, a 0-d tensor for torch cores.
         """
         return _getitem(self, index)
 
