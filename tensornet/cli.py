@@ -1,7 +1,7 @@
 """The ``tensornet`` command line: ``demo``, ``showcase`` and ``decompose``.
 
-``tensornet demo`` needs the torch extra; ``showcase`` (tensor trains on the digits) and
-``decompose`` need only the core.
+``tensornet demo`` needs the torch and demo extras; ``showcase`` (tensor trains on the
+scikit-learn digits) needs the demo extra; ``decompose`` needs only the core.
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 
 import opt_einsum
 
-from tensornet._backend import Array
-from tensornet._validation import check_shape
+from tensornet._backend import Array, is_array
+from tensornet._validation import check_int, check_shape
 
 __all__ = ["ContractionCost", "clear_cache", "contract", "contract_cost", "contraction_plan"]
 
@@ -54,11 +54,44 @@ def _expression(
     return opt_einsum.contract_expression(equation, *shapes, optimize=optimize)
 
 
-def contraction_plan(equation: str, *shapes: Sequence[int], optimize: str = "auto") -> Any:
-    """Return the cached, reusable ``opt_einsum`` expression for ``equation`` and ``shapes``.
+def contraction_plan(
+    equation: str,
+    *shapes: Sequence[int] | Array,
+    optimize: str = "auto",
+    constants: Sequence[int] = (),
+) -> Any:
+    """Return a reusable ``opt_einsum`` expression for ``equation`` and ``shapes``.
 
     Calling the returned object with operands of those shapes performs the
-    contraction with the precomputed path.
+    contraction with the precomputed path. Without ``constants`` the expression is the
+    cached one :func:`contract` uses for these shapes.
+
+    Parameters
+    ----------
+    equation : str
+        Einsum subscripts with an explicit output, e.g. ``"ij,jk->ik"``.
+    *shapes : sequence of int or array
+        One entry per operand: its shape, or, at the positions listed in ``constants``,
+        the operand itself.
+    optimize : str
+        opt_einsum path strategy (``"auto"``, ``"optimal"``, ``"greedy"``, ...).
+    constants : sequence of int
+        Positions of operands that never change. Every part of the contraction that
+        involves only constants is computed once, on the first call, and kept; the
+        expression is then called with the remaining operands only, in order. Such an
+        expression holds arrays, so it is built anew (not cached).
+
+    Returns
+    -------
+    opt_einsum.contract.ContractExpression
+        Call it with the non-constant operands.
+
+    Raises
+    ------
+    TypeError
+        If ``equation`` is not a string, or a constant position does not hold an array.
+    ValueError
+        If a position in ``constants`` is out of range or repeated.
 
     Examples
     --------
@@ -66,10 +99,27 @@ def contraction_plan(equation: str, *shapes: Sequence[int], optimize: str = "aut
     >>> plan = contraction_plan("ij,jk->ik", (2, 3), (3, 4))
     >>> plan(np.ones((2, 3)), np.ones((3, 4))).shape
     (2, 4)
+    >>> a, b = np.ones((3, 4)), np.ones((4, 5))  # fixed factors: a @ b is formed once
+    >>> plan = contraction_plan("ij,jk,kl->il", (2, 3), a, b, constants=(1, 2))
+    >>> plan(np.ones((2, 3)))[0, 0]
+    np.float64(12.0)
     """
     eq = _check_equation(equation)
-    key = tuple(tuple(int(n) for n in s) for s in shapes)
-    return _expression(eq, key, optimize)
+    fixed = sorted({check_int(c, "constants") for c in constants})
+    if len(fixed) != len(tuple(constants)):
+        raise ValueError(f"constants must not repeat positions, got {tuple(constants)}")
+    for c in fixed:
+        if not 0 <= c < len(shapes):
+            raise ValueError(f"constants must be positions 0..{len(shapes) - 1}, got {c}")
+        if not is_array(shapes[c]):
+            raise TypeError(
+                f"shapes[{c}] must be the constant operand (an array), got "
+                f"{type(shapes[c]).__name__}"
+            )
+    args = [s if i in fixed else tuple(int(n) for n in s) for i, s in enumerate(shapes)]
+    if not fixed:
+        return _expression(eq, tuple(args), optimize)
+    return opt_einsum.contract_expression(eq, *args, constants=fixed, optimize=optimize)
 
 
 def contract(equation: str, *operands: Array, optimize: str = "auto") -> Array:
@@ -89,6 +139,12 @@ def contract(equation: str, *operands: Array, optimize: str = "auto") -> Array:
     array
         The contraction, with the operands' array type, dtype and device.
 
+    Raises
+    ------
+    TypeError
+        If the operands come from more than one array library, or ``equation`` is not a
+        string.
+
     Examples
     --------
     >>> import numpy as np
@@ -96,6 +152,9 @@ def contract(equation: str, *operands: Array, optimize: str = "auto") -> Array:
     >>> contract("ij,ij->", a, a)
     array(55.)
     """
+    libraries = {type(op).__module__.partition(".")[0] for op in operands}
+    if len(libraries) > 1:  # NumPy then torch would silently come back as NumPy
+        raise TypeError(f"operands must be arrays of one library, got {sorted(libraries)}")
     shapes = tuple(tuple(int(n) for n in op.shape) for op in operands)
     expr = _expression(_check_equation(equation), shapes, optimize)
     return expr(*operands)

@@ -50,7 +50,7 @@ def _digits_section(quick: bool) -> str:
         from sklearn.datasets import load_digits
     except ImportError as exc:  # pragma: no cover - the demo extra installs it
         raise SystemExit(
-            "tensornet demo needs scikit-learn for its bundled data: pip install 'tensornet[demo]'"
+            "tensornet showcase needs scikit-learn for its bundled data: pip install -e '.[demo]'"
         ) from exc
     images = load_digits().images  # (1797, 8, 8), values 0..16
     x = images.reshape(images.shape[0], 4, 2, 4, 2).transpose(0, 1, 3, 2, 4)

@@ -46,3 +46,45 @@ def test_contract_torch_keeps_type_and_dtype() -> None:
 def test_contract_rejects_non_string_equation() -> None:
     with pytest.raises(TypeError, match="equation must be an einsum string"):
         contract(3, np.ones(2))  # type: ignore[arg-type]
+
+
+def test_contract_rejects_operands_of_two_libraries() -> None:
+    torch = pytest.importorskip("torch")
+    a = np.ones((2, 3))
+    for pair in ((a, torch.ones(3, 4)), (torch.ones(2, 3), np.ones((3, 4)))):
+        with pytest.raises(TypeError, match="one library"):
+            contract("ij,jk->ik", *pair)
+    weight = torch.nn.Parameter(torch.ones(3, 4))  # a Tensor subclass is the same library
+    assert contract("ij,jk->ik", torch.ones(2, 3), weight).shape == (2, 4)
+
+
+def test_plan_with_constants_matches_einsum_and_precontracts_them() -> None:
+    rng = np.random.default_rng(0)
+    a, b, c = rng.standard_normal((5, 6)), rng.standard_normal((6, 7)), rng.standard_normal((7, 3))
+    plan = contraction_plan("ij,jk,kl->il", a.shape, b, c, constants=(1, 2))
+    x = rng.standard_normal((5, 6))
+    expected = x @ b @ c
+    np.testing.assert_allclose(plan(x), expected, rtol=1e-12)
+    b[...] = 0.0  # b @ c was formed on the first call and kept: later calls do not read b
+    np.testing.assert_allclose(plan(x), expected, rtol=1e-12)
+
+
+def test_plan_with_constants_on_torch() -> None:
+    torch = pytest.importorskip("torch")
+    w = torch.randn(4, 3, dtype=torch.float64)
+    plan = contraction_plan("bi,ij->bj", (2, 4), w, constants=[1])
+    x = torch.randn(2, 4, dtype=torch.float64)
+    out = plan(x)
+    assert isinstance(out, torch.Tensor) and torch.allclose(out, x @ w)
+
+
+def test_plan_rejects_bad_constants() -> None:
+    a = np.ones((3, 4))
+    with pytest.raises(ValueError, match="constants"):
+        contraction_plan("ij,jk->ik", (2, 3), a, constants=(2,))
+    with pytest.raises(ValueError, match="repeat"):
+        contraction_plan("ij,jk->ik", (2, 3), a, constants=(1, 1))
+    with pytest.raises(TypeError, match="shapes\\[0\\]"):
+        contraction_plan("ij,jk->ik", (2, 3), a, constants=(0,))
+    with pytest.raises(TypeError, match="constants"):
+        contraction_plan("ij,jk->ik", (2, 3), a, constants=("1",))  # type: ignore[arg-type]
