@@ -1,4 +1,4 @@
-"""The README's code runs as written."""
+"""The README's and the documentation's code runs as written."""
 
 from __future__ import annotations
 
@@ -10,12 +10,21 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-GUIDES = [ROOT / "docs" / "torch.md"]
+GUIDES = sorted(
+    page
+    for page in (ROOT / "docs").rglob("*.md")
+    if "```python" in page.read_text() and not page.is_symlink()
+)
 
 
-@pytest.mark.parametrize("page", [README, *GUIDES], ids=lambda p: p.name)
+def test_the_guides_are_found() -> None:
+    names = {page.relative_to(ROOT / "docs").as_posix() for page in GUIDES}
+    assert {"getting-started.md", "torch.md", "guide/tt.md", "guide/tr.md"} <= names
+
+
+@pytest.mark.parametrize("page", [README, *GUIDES], ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_python_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if page != README:
+    if "import torch" in page.read_text() or "tensornet_torch" in page.read_text():
         pytest.importorskip("torch")
     blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
     assert blocks, f"{page.name} has no python example"
