@@ -197,7 +197,8 @@ def cp_als(
     -------
     CPTensor
         Unit-norm factor columns, weights ``>= 0`` (cast to ``x``'s dtype), terms
-        sorted by decreasing weight.
+        sorted by decreasing weight. A term the fit drops entirely has weight 0 and may
+        keep zero columns.
 
     Raises
     ------
