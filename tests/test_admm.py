@@ -31,7 +31,7 @@ def _net(dtype: Any = F64) -> nn.Sequential:
 
 
 def _rel(a: Any, b: Any) -> float:
-    return float(torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b))
+    return float(torch.linalg.vector_norm(a - b).detach() / torch.linalg.vector_norm(b).detach())
 
 
 def test_z_starts_at_the_projection_and_u_at_zero() -> None:
