@@ -88,6 +88,17 @@ def test_high_ratio_is_reachable_on_flat_spectra(method: str) -> None:
     assert small(torch.randn(1, 3, 12, 12)).shape == (1, 64, 6, 6)
 
 
+@pytest.mark.parametrize("method", ["tt", "tucker", "tr", "rsdtr", "str"])
+def test_ratio_policy_is_deterministic(method: str) -> None:
+    # the capped candidates must not go through an unseeded randomized SVD
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 32, 3), nn.Conv2d(32, 32, 3), nn.Conv2d(32, 32, 3))
+    first, _ = compress(net, method=method, ratio=12, progress=False)
+    second, _ = compress(net, method=method, ratio=12, progress=False)
+    a, b = first.state_dict(), second.state_dict()
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
 def test_layers_that_would_grow_stay_dense() -> None:
     model = _resnet(width=8)
     for method in ("rsdtr", "tr"):

@@ -264,7 +264,9 @@ def _capped_ring(x: Tensor, rtol: float | None, caps: Ranks4, starts: Sequence[i
     for c in starts:
         rc = [caps[(c + j) % 4] for j in range(4)]
         first_cap = rc[0] * rc[1]
-        probe = tn.tr_svd(x, rtol=rtol, max_rank=[first_cap, rc[2], rc[3]], start=c, r0=1)
+        probe = tn.tr_svd(
+            x, rtol=rtol, max_rank=[first_cap, rc[2], rc[3]], start=c, r0=1, method="exact"
+        )
         r = probe.ranks[(c + 1) % 4]
         pairs = _factor_pairs(r, rc[0], rc[1])
         if not pairs:
@@ -273,7 +275,9 @@ def _capped_ring(x: Tensor, rtol: float | None, caps: Ranks4, starts: Sequence[i
             )
             pairs = _factor_pairs(first_cap, rc[0], rc[1])
         for r0, _ in pairs:
-            t = tn.tr_svd(x, rtol=rtol, max_rank=[first_cap, rc[2], rc[3]], start=c, r0=r0)
+            t = tn.tr_svd(
+                x, rtol=rtol, max_rank=[first_cap, rc[2], rc[3]], start=c, r0=r0, method="exact"
+            )
             err = _relative_error(x, t)
             key = (0, t.num_params, err, c, r0) if err <= target else (1, err, t.num_params, c, r0)
             if best is None or key < best[0]:

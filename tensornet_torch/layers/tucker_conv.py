@@ -205,7 +205,13 @@ class TuckerConv2d(FactorizedConv2d):
         g = conv.groups
         parts = []
         for block in weight.chunk(g, dim=0):
-            t = tn.hosvd(block, rtol=rtol, ranks=None if caps is None else list(caps), modes=(0, 1))
+            t = tn.hosvd(
+                block,
+                rtol=rtol,
+                ranks=None if caps is None else list(caps),
+                modes=(0, 1),
+                method="exact",  # small unfoldings; a sketch would need a seed
+            )
             parts.append(t)
         r_out = max(t.ranks[0] for t in parts)
         r_in = max(t.ranks[1] for t in parts)
