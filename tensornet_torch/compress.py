@@ -12,13 +12,12 @@ Rank choice:
 - ``rtol=eps``: every layer gets its kernel within relative error ``eps`` (every method but
   ``"stt"``, which has no error-driven rank choice).
 - ``ratio=c``: the whole model gets ``c`` times fewer parameters. Each layer is decomposed
-  on a ladder of candidate settings (relative errors ``0.01 .. 0.98``, or ranks for
-  ``"cp"`` and ``"stt"``, whose fits are iterative); the candidates are chosen to minimize
-  the sum over layers of the squared relative kernel errors subject to the parameter
-  budget, by a Lagrangian sweep
-  (``err_l^2 + lam * params_l`` minimized per layer, ``lam`` bisected). Layers whose
-  spectra decay fast therefore get small ranks and the others keep more, instead of one
-  uniform rank.
+  on a ladder of candidate settings (relative errors ``0.01 .. 0.98`` and rank caps ``1 ..
+  8``, or ranks for ``"cp"`` and ``"stt"``, whose fits are iterative); the candidates are
+  chosen to minimize the sum over layers of the squared relative kernel errors subject to
+  the parameter budget, by a Lagrangian sweep (``err_l^2 + lam * params_l`` minimized per
+  layer, ``lam`` bisected). Layers whose spectra decay fast therefore get small ranks and
+  the others keep more, instead of one uniform rank.
 """
 
 from __future__ import annotations
