@@ -1,6 +1,6 @@
 """The seeds' claims, measured on the demo's data (the numbers behind ``docs/results.md``).
 
-Run ``PYTHONPATH=. python benchmarks/bench_claims.py`` from the repository root (about 40
+Run ``PYTHONPATH=. python benchmarks/bench_claims.py`` from the repository root (about 35
 minutes on two cores with the defaults; ``--quick`` runs ResNet-8 on one seed and two
 targets in a few minutes). For every seed it calls :func:`tensornet_torch.demo.run_demo`
 over the ratio ladder for every method: the dense ResNet-20 is trained on scikit-learn's

@@ -105,9 +105,10 @@ def contraction_plan(
     np.float64(12.0)
     """
     eq = _check_equation(equation)
-    fixed = sorted({check_int(c, "constants") for c in constants})
-    if len(fixed) != len(tuple(constants)):
-        raise ValueError(f"constants must not repeat positions, got {tuple(constants)}")
+    given = tuple(check_int(c, "constants") for c in constants)
+    fixed = sorted(set(given))
+    if len(fixed) != len(given):
+        raise ValueError(f"constants must not repeat positions, got {given}")
     for c in fixed:
         if not 0 <= c < len(shapes):
             raise ValueError(f"constants must be positions 0..{len(shapes) - 1}, got {c}")

@@ -352,6 +352,10 @@ def _candidates(conv: Any, method: str, options: dict[str, Any]) -> list[_Candid
     return [*found, _Candidate(None, _kernel_params(conv), 0.0)]
 
 
+class UnreachableRatioError(ValueError):
+    """``ratio`` asks for fewer parameters than the method's smallest candidates have."""
+
+
 def _allocate(options: list[list[_Candidate]], budget: int) -> list[_Candidate]:
     """Per layer one candidate, total params <= budget, least sum of squared errors."""
 
@@ -360,7 +364,7 @@ def _allocate(options: list[list[_Candidate]], budget: int) -> list[_Candidate]:
 
     smallest = [min(c, key=lambda x: x.params) for c in options]
     if sum(c.params for c in smallest) > budget:
-        raise ValueError(
+        raise UnreachableRatioError(
             f"ratio is not reachable with this method: even the smallest candidates need "
             f"{sum(c.params for c in smallest):,} parameters in the compressed layers, more "
             f"than the {budget:,} the ratio leaves them"

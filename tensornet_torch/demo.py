@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from tensornet._validation import ConvergenceWarning, check_int
 from tensornet_torch.admm import ADMM
-from tensornet_torch.compress import compress
+from tensornet_torch.compress import UnreachableRatioError, compress
 
 __all__ = ["DEMO_METHODS", "DemoRow", "ResNet", "load_digits_data", "run_demo"]
 
@@ -232,9 +232,7 @@ def run_demo(
         t0 = time.perf_counter()
         try:
             small = _compress(model, method, ratio, seed, x, y, max(2, epochs // 3), gen)
-        except ValueError as err:
-            if "not reachable" not in str(err):
-                raise
+        except UnreachableRatioError:
             # the method's smallest candidates are too big for this target: a row of NaN
             nan = float("nan")
             seconds = time.perf_counter() - t0
