@@ -1,18 +1,25 @@
 """Shared machinery of the factorized layers: nn.Conv2d geometry, padding, path choice, init.
 
 Every factorized convolution stores its kernel as a few small ``nn.Parameter`` factors and
-can run two ways with identical results (to round-off):
+can run along several paths with identical results (to round-off), listed in the class's
+``PATHS``:
 
 - ``"factorized"``: a pipeline of small convolutions / contractions, one per factor;
 - ``"dense"``: rebuild the kernel (:meth:`FactorizedConv2d.reconstruct`) and call
-  ``F.conv2d`` once.
+  ``F.conv2d`` once;
+- layer-specific variants (e.g. :class:`~tensornet_torch.TRConv2d`'s ``"fused-spatial"``).
 
-``forward_mode="auto"`` (the default) picks the path with fewer multiply-accumulates for
-the incoming batch and spatial size, counting the kernel rebuild once per call for the
-dense path (:meth:`FactorizedConv2d.path_macs`). Geometry (stride, padding including
-``"same"``/``"valid"``, dilation, groups, padding modes) is validated and interpreted by
-``nn.Conv2d`` itself, instantiated on the ``meta`` device, so arguments mean exactly what
-they mean there.
+A path is split into a weight-only part (:meth:`FactorizedConv2d.path_weights`: the kernel,
+merged cores, reshaped factors) and the part that touches the input. When no gradient is
+needed (``torch.no_grad``, or parameters that do not require grad) the weight-only part is
+computed once and cached until a parameter changes (``precontract``, on by default).
+
+``forward_mode="auto"`` (the default) picks the path with the smallest estimated time for
+the incoming batch, spatial size, device and dtype (:meth:`FactorizedConv2d.path_costs`,
+:mod:`tensornet_torch.cost`); ``"tuned"`` times every path once per input shape and keeps the
+fastest. Geometry (stride, padding including ``"same"``/``"valid"``, dilation, groups,
+padding modes) is validated and interpreted by ``nn.Conv2d`` itself, instantiated on the
+``meta`` device, so arguments mean exactly what they mean there.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tensornet_torch import cost
+from tensornet_torch.cost import PathCost, traced_device_type
+
 __all__ = [
     "FORWARD_MODES",
     "FactorizedConv2d",
@@ -38,8 +48,10 @@ __all__ = [
     "pointwise",
 ]
 
-FORWARD_MODES = ("auto", "factorized", "dense")
-"""Values of ``forward_mode``."""
+_MKLDNN = torch.backends.mkldnn.is_available()  # read once: torch.compile cannot trace it
+
+FORWARD_MODES = ("auto", "tuned", "factorized", "dense")
+"""Values of ``forward_mode`` every layer accepts (besides the names in its ``PATHS``)."""
 
 
 def is_channels_last(x: Tensor) -> bool:
@@ -60,9 +72,9 @@ def fast_channels_last(x: Tensor) -> bool:
     oneDNN does not cover and whose channels-last convolutions are slower.
     """
     return (
-        x.device.type == "cpu"
+        traced_device_type(x) == "cpu"
         and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
-        and torch.backends.mkldnn.is_available()
+        and _MKLDNN
     )
 
 
@@ -170,6 +182,19 @@ def one_thread_on_cpu(tensor: Tensor) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+_TRACES: dict[tuple[Any, ...], dict[str, tuple[PathCost, PathCost]]] = {}
+_TRACE_CACHE_SIZE = 4096
+
+
+def _tracing() -> bool:
+    """Whether torch.compile / torch.export (dynamo) or torch.jit tracing is tracing us.
+
+    Both ONNX exporters go through one of them (``dynamo=True``: torch.export; the legacy
+    one: jit tracing).
+    """
+    return bool(torch.compiler.is_compiling() or torch.jit.is_tracing())
+
+
 class FactorizedConv2d(nn.Module):
     """Base class: the geometry and path choice of a factorized ``nn.Conv2d``.
 
@@ -185,9 +210,22 @@ class FactorizedConv2d(nn.Module):
         As ``nn.Conv2d``.
     device, dtype
         Of the parameters.
-    forward_mode : {"auto", "factorized", "dense"}
-        Path of ``forward``; ``"auto"`` picks the cheaper one per call.
+    forward_mode : {"auto", "tuned", "factorized", "dense"} or a name in ``PATHS``
+        Path of ``forward``: ``"auto"`` picks the one with the smallest estimated time per
+        input size (:meth:`path_costs`), ``"tuned"`` the one measured fastest (once per
+        input shape, device, dtype and gradient mode; cached process-wide), any other
+        value forces that path.
+
+    Attributes
+    ----------
+    precontract : bool
+        Cache the weight-only part of the path (:meth:`path_weights`) while no gradient is
+        needed; on by default. The dense path then keeps one reconstructed kernel per
+        layer (the size of the ``nn.Conv2d`` weight) until a parameter changes.
     """
+
+    PATHS: tuple[str, ...] = ("factorized", "dense")
+    """The forward paths of this class (``forward_mode`` may name any of them)."""
 
     in_channels: int
     out_channels: int
@@ -256,6 +294,9 @@ class FactorizedConv2d(nn.Module):
         # (left, right, top, bottom) as F.pad takes it
         self._pad4 = tuple(int(p) for p in geometry._reversed_padding_repeated_twice)
         self.forward_mode = forward_mode
+        self.precontract = True
+        self._weight_cache: dict[str, tuple[tuple[Any, ...], tuple[Tensor, ...]]] = {}
+        self._choices: dict[tuple[Any, ...], str] = {}  # choose_path memo
         factory = {"device": device, "dtype": dtype}
         if bias:
             self.bias = nn.Parameter(torch.empty(out_channels, **factory))
@@ -265,14 +306,21 @@ class FactorizedConv2d(nn.Module):
     # -- configuration ------------------------------------------------------------------------
     @property
     def forward_mode(self) -> str:
-        """``"auto"``, ``"factorized"`` or ``"dense"``."""
+        """``"auto"``, ``"tuned"`` or a path name (``PATHS``)."""
         return self._forward_mode
 
     @forward_mode.setter
     def forward_mode(self, value: str) -> None:
-        if value not in FORWARD_MODES:
-            raise ValueError(f"forward_mode must be one of {FORWARD_MODES}, got {value!r}")
+        allowed = tuple(dict.fromkeys((*FORWARD_MODES, *type(self).PATHS)))
+        if value not in allowed:
+            raise ValueError(f"forward_mode must be one of {allowed}, got {value!r}")
         self._forward_mode = value
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:
+        """``nn.Module._apply`` (``.to``, ``.cuda``, ``.half`` ...), dropping cached weights."""
+        self._weight_cache.clear()
+        self.__dict__.pop("_param_list", None)
+        return super()._apply(fn, recurse)
 
     def geometry_kwargs(self) -> dict[str, Any]:
         """The ``nn.Conv2d`` constructor arguments of this layer's geometry."""
@@ -337,6 +385,74 @@ class FactorizedConv2d(nn.Module):
             return x, (top, left)
         return F.pad(x, (left, right, top, bottom)), (0, 0)
 
+    def path_weights(self, path: str) -> tuple[Tensor, ...]:
+        """The weight-only part of ``path``: what it computes from the parameters alone.
+
+        ``"dense"``: the kernel. Other paths: whatever their pipeline contracts before it
+        touches the input (merged cores, reshaped factors; subclasses). Cached while no
+        gradient is needed (``precontract``).
+        """
+        if path == "dense":
+            return (self.reconstruct(),)
+        return self._factorized_weights(path)
+
+    def _factorized_weights(self, path: str) -> tuple[Tensor, ...]:
+        """Weight-only part of a factorized path (default: none)."""
+        return ()
+
+    def _factorized_apply(
+        self, path: str, x: Tensor, padding: tuple[int, int], weights: Sequence[Tensor]
+    ) -> Tensor:
+        """A factorized path on a prepared batch, given :meth:`path_weights` (subclasses)."""
+        return self._forward_factorized(x, padding)
+
+    def _path_apply(
+        self, path: str, x: Tensor, padding: tuple[int, int], weights: Sequence[Tensor]
+    ) -> Tensor:
+        if path == "dense":
+            return F.conv2d(
+                x, weights[0], self.bias, self.stride, padding, self.dilation, self.groups
+            )
+        return self._factorized_apply(path, x, padding, weights)
+
+    def _run_path(self, path: str, x: Tensor) -> Tensor:
+        """``path`` on a raw batch ``x`` (N, C, H, W): padding, weights, pipeline."""
+        prepared, padding = self._prepare(x)
+        return self._path_apply(path, prepared, padding, self._weights(path))
+
+    def _own_parameters(self) -> list[Tensor]:
+        """All parameters (``nn.ParameterList`` of cores included), listed once.
+
+        The list is rebuilt after ``_apply`` (``.to`` ...) and after an attribute is set
+        (a parameter or a module replaced); in-place updates keep the same objects.
+        """
+        cached = self.__dict__.get("_param_list")
+        if cached is None:
+            cached = list(self.parameters())
+            self.__dict__["_param_list"] = cached
+        return cached
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.__dict__.pop("_param_list", None)
+        super().__setattr__(name, value)
+
+    def _gradient_free(self) -> bool:
+        return not torch.is_grad_enabled() or not any(
+            p.requires_grad for p in self._own_parameters()
+        )
+
+    def _weights(self, path: str) -> tuple[Tensor, ...]:
+        """:meth:`path_weights`, from the cache when allowed and still valid."""
+        if not (self.precontract and self._gradient_free()) or _tracing():
+            return self.path_weights(path)
+        key = tuple((p.data_ptr(), p._version) for p in self._own_parameters())
+        hit = self._weight_cache.get(path)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        weights = tuple(w.detach() for w in self.path_weights(path))
+        self._weight_cache[path] = (key, weights)
+        return weights
+
     def forward(self, x: Tensor) -> Tensor:
         """Convolve ``x`` of shape (N, C, H, W) or (C, H, W), like ``nn.Conv2d``."""
         if x.dim() not in (3, 4):
@@ -352,15 +468,42 @@ class FactorizedConv2d(nn.Module):
                 f"{type(self).__name__} expects {self.in_channels} input channels, got "
                 f"input of shape {tuple(x.shape)}"
             )
-        path = self.choose_path(int(x.shape[0]), int(x.shape[2]), int(x.shape[3]))
-        x, padding = self._prepare(x)
-        if path == "dense":
-            out = F.conv2d(
-                x, self.reconstruct(), self.bias, self.stride, padding, self.dilation, self.groups
-            )
+        if self.forward_mode == "tuned" and not _tracing():
+            path = self._tuned_path(x)
         else:
-            out = self._forward_factorized(x, padding)
+            path = self.choose_path(int(x.shape[0]), int(x.shape[2]), int(x.shape[3]))
+        out = self._run_path(path, x)
         return out.squeeze(0) if unbatched else out
+
+    def _structure(self) -> tuple[Any, ...]:
+        """What the cost of a path depends on besides the input: class, geometry, shapes."""
+        return (
+            type(self).__qualname__,
+            tuple(sorted(self.geometry_kwargs().items())),
+            self.ranks_repr(),
+            tuple((name, tuple(p.shape)) for name, p in self.named_parameters()),
+        )
+
+    def _tuned_path(self, x: Tensor) -> str:
+        """The path measured fastest on inputs like ``x`` (timed on ``x`` the first time)."""
+        key = (
+            self._structure(),
+            tuple(x.shape),
+            is_channels_last(x),
+            str(x.device),
+            x.dtype,
+            self._gradient_free(),
+            self.precontract,
+        )
+        path = cost.tuned_path(key)
+        if path is None:
+            times = {
+                p: cost.measure(functools.partial(self._run_path, p, x), x.device)
+                for p in type(self).PATHS
+            }
+            path = min(times, key=times.__getitem__)
+            cost.remember_path(key, path)
+        return path
 
     # -- cost model ---------------------------------------------------------------------------
     def output_size(self, height: int, width: int) -> tuple[int, int]:
@@ -409,12 +552,117 @@ class FactorizedConv2d(nn.Module):
             "dense": batch * self.dense_macs(height, width) + self.reconstruct_macs(),
         }
 
+    def path_costs(
+        self,
+        batch: int,
+        height: int,
+        width: int,
+        *,
+        device: Any = None,
+        dtype: torch.dtype | None = None,
+        precontracted: bool | None = None,
+    ) -> dict[str, PathCost]:
+        """Kernels, MACs and bytes of one forward call on each path (``PATHS``).
+
+        Traced once on ``meta`` tensors (:func:`tensornet_torch.cost.trace_cost`) and cached
+        per layer structure and arguments.
+
+        Parameters
+        ----------
+        batch, height, width : int
+            Input size.
+        device, dtype
+            What the input would be on; default: the parameters'.
+        precontracted : bool, optional
+            Leave out the weight-only part (:meth:`path_weights`), as when it is cached.
+            Default: whether ``forward`` would use the cache right now (``precontract``
+            and no gradient needed).
+        """
+        factory = self._factory
+        dev = torch.device(factory["device"] if device is None else device)
+        dt = factory["dtype"] if dtype is None else dtype
+        if precontracted is None:
+            precontracted = self.precontract and self._gradient_free()
+        key = (self._structure(), int(batch), int(height), int(width), dev.type, dt)
+        traced = _TRACES.get(key)
+        if traced is None:
+            traced = {p: self._trace_path(p, key[1:4], dev.type, dt) for p in type(self).PATHS}
+            if len(_TRACES) >= _TRACE_CACHE_SIZE:
+                _TRACES.pop(next(iter(_TRACES)))
+            _TRACES[key] = traced
+        return {p: apply if precontracted else prep + apply for p, (prep, apply) in traced.items()}
+
+    def _trace_path(
+        self, path: str, size: tuple[int, int, int], device_type: str, dtype: torch.dtype
+    ) -> tuple[PathCost, PathCost]:
+        """(weight-only cost, input-dependent cost) of ``path``, traced on meta tensors."""
+        modules = list(self.modules())  # the layer and its ParameterLists of cores
+        saved = [dict(m._parameters) for m in modules]
+        try:
+            for module, params in zip(modules, saved, strict=True):
+                for name, p in params.items():
+                    if p is not None:
+                        module._parameters[name] = torch.empty(  # type: ignore[assignment]
+                            p.shape, device="meta", dtype=dtype
+                        )
+            prep, weights = cost.trace_cost(
+                functools.partial(self.path_weights, path), device=device_type
+            )
+            x = torch.empty(size[0], self.in_channels, *size[1:], device="meta", dtype=dtype)
+
+            def apply() -> Tensor:
+                prepared, padding = self._prepare(x)
+                return self._path_apply(path, prepared, padding, weights)
+
+            run, _ = cost.trace_cost(apply, device=device_type)
+        finally:
+            for module, params in zip(modules, saved, strict=True):
+                module._parameters.update(params)
+        return prep, run
+
+    def estimated_seconds(
+        self, batch: int, height: int, width: int, *, device: Any = None, dtype: Any = None
+    ) -> dict[str, float]:
+        """Estimated time of one forward call on each path (:meth:`path_costs` + profile)."""
+        factory = self._factory
+        dev = factory["device"] if device is None else device
+        dt = factory["dtype"] if dtype is None else dtype
+        profile = cost.get_profile(dev, dt)
+        costs = self.path_costs(batch, height, width, device=dev, dtype=dt)
+        return {p: c.seconds(profile) for p, c in costs.items()}
+
     def choose_path(self, batch: int, height: int, width: int) -> str:
-        """The path ``forward`` takes for this input size (``forward_mode`` unless auto)."""
-        if self.forward_mode != "auto":
+        """The path ``forward`` takes for this input size on the parameters' device/dtype.
+
+        ``forward_mode`` if it names a path; for ``"auto"`` the smallest
+        :meth:`estimated_seconds` (the first of ``PATHS`` on ties). For ``"tuned"`` this is
+        the estimate too: ``forward`` times the paths on the real input instead. While
+        ``torch.compile``, ``torch.export`` or ONNX export trace the layer, ``"auto"`` and
+        ``"tuned"`` compare MAC counts (:meth:`path_macs`) instead.
+        """
+        if self.forward_mode not in ("auto", "tuned"):
             return self.forward_mode
-        macs = self.path_macs(batch, height, width)
-        return "factorized" if macs["factorized"] <= macs["dense"] else "dense"
+        if _tracing():
+            macs = self.path_macs(batch, height, width)
+            return "factorized" if macs["factorized"] <= macs["dense"] else "dense"
+        first = self._own_parameters()[0]
+        key = (
+            batch,
+            height,
+            width,
+            first.device,
+            first.dtype,
+            self.precontract and self._gradient_free(),
+            cost.profiles_version(),
+        )
+        path = self._choices.get(key)
+        if path is None:
+            seconds = self.estimated_seconds(batch, height, width)
+            path = min(type(self).PATHS, key=seconds.__getitem__)
+            if len(self._choices) >= 256:
+                self._choices.clear()
+            self._choices[key] = path
+        return path
 
     @property
     def num_params(self) -> int:

@@ -167,6 +167,77 @@ def _ring_kernel(cores: Sequence[Tensor], g: int, ranks: Ranks4, kernel: tuple[i
     return w.reshape(g * t, s, *kernel)
 
 
+def _ring_weights(
+    layer: FactorizedConv2d, cores: Sequence[Tensor], ranks: Ranks4, fused: bool
+) -> tuple[Tensor, ...]:
+    """Weight-only part of the pipeline: the sublayers' weights (module docstring).
+
+    ``(w1, w2, w3, w4)``, or with ``fused`` ``(w1, w23, w4)`` where ``w23`` is the
+    ``kh x kw`` kernel ``Rc -> Ra`` of ``G_H`` and ``G_W`` contracted over ``Rd``. With
+    groups the spatial weights are repeated for every ``b`` (grouped convolutions).
+    """
+    g = layer.groups
+    ra, rb, rc, rd = ranks
+    kh, kw = layer.kernel_size
+    gt, gs, gh, gw = _split(cores, g, ranks, layer.kernel_size)
+    s_g, t_g = int(gs.shape[2]), int(gt.shape[2])
+    w1 = gs.permute(0, 1, 3, 2).reshape(g, rb * rc, s_g)  # (g, (b, c), s)
+    w4 = gt.permute(0, 2, 3, 1).reshape(g, t_g, rb * ra)  # (g, t, (b, a))
+    if fused:
+        w23 = torch.einsum("gchd,gdwa->gachw", gh, gw)  # (g, Ra, Rc, kh, kw)
+        if g == 1:
+            return w1, w23.reshape(ra, rc, kh, kw), w4
+        w23 = w23.unsqueeze(1).expand(g, rb, ra, rc, kh, kw).reshape(g * rb * ra, rc, kh, kw)
+        return w1, w23, w4
+    w2 = gh.permute(0, 3, 1, 2)  # (g, Rd, Rc, kh): weight[d, c, h] = G_H[c, h, d]
+    w3 = gw.permute(0, 3, 1, 2)  # (g, Ra, Rd, kw): weight[a, d, w] = G_W[d, w, a]
+    if g == 1:
+        return w1, w2.reshape(rd, rc, kh, 1), w3.reshape(ra, rd, 1, kw), w4
+    w2 = w2.unsqueeze(1).expand(g, rb, rd, rc, kh).reshape(g * rb * rd, rc, kh, 1)
+    w3 = w3.unsqueeze(1).expand(g, rb, ra, rd, kw).reshape(g * rb * ra, rd, 1, kw)
+    return w1, w2, w3, w4
+
+
+def _ring_apply(
+    layer: FactorizedConv2d,
+    x: Tensor,
+    padding: tuple[int, int],
+    weights: Sequence[Tensor],
+    ranks: Ranks4,
+) -> Tensor:
+    """The sublayers (module docstring) on ``x`` (N, C, H, W), bias included.
+
+    ``weights`` from :func:`_ring_weights`: four (two spatial convolutions) or three (one
+    fused ``kh x kw`` convolution). The two channel contractions are batched matrix
+    products (a 1x1 convolution is one, and ``matmul`` runs it faster than ``conv2d`` on
+    CPU).
+    """
+    g = layer.groups
+    ra, rb, rc, _ = ranks
+    (sh, sw), (dh, dw), (ph, pw) = layer.stride, layer.dilation, padding
+    n, _, height, width = (int(m) for m in x.shape)
+    w1, w4 = weights[0], weights[-1]
+    s_g, t_g = int(w1.shape[2]), int(w4.shape[1])
+    # (1) (N, g, (b, c), H W) = G_S^T (g, (b, c), s) @ x (N, g, s, H W)
+    y = torch.matmul(w1, x.reshape(n, g, s_g, height * width))
+    # one group: Rb folded into the batch, (N, (b, c), H, W) is (N*Rb, Rc, H, W); else
+    # grouped convolutions with g*Rb groups, the group's weight repeated for every b
+    groups = 1 if g == 1 else g * rb
+    batch, channels = (n * rb, rc) if g == 1 else (n, g * rb * rc)
+    y = y.reshape(batch, channels, height, width)
+    if len(weights) == 3:
+        y = F.conv2d(y, weights[1], None, layer.stride, (ph, pw), layer.dilation, groups)
+    else:
+        y = F.conv2d(y, weights[1], None, (sh, 1), (ph, 0), (dh, 1), groups)
+        y = F.conv2d(y, weights[2], None, (1, sw), (0, pw), (1, dw), groups)
+    ho, wo = int(y.shape[2]), int(y.shape[3])
+    # (4) (N, g, t, H' W') = G_T (g, t, (b, a)) @ y (N, g, (b, a), H' W'), channels (g, b, a)
+    out = torch.matmul(w4, y.reshape(n, g, rb * ra, ho * wo))
+    if layer.bias is not None:
+        out.add_(layer.bias.reshape(g, t_g, 1))  # matmul saves its inputs, not out
+    return out.reshape(n, g * t_g, ho, wo)
+
+
 def _ring_forward(
     layer: FactorizedConv2d,
     x: Tensor,
@@ -174,43 +245,8 @@ def _ring_forward(
     cores: Sequence[Tensor],
     ranks: Ranks4,
 ) -> Tensor:
-    """The four sublayers (module docstring) on ``x`` (N, C, H, W), bias included.
-
-    The two channel contractions are batched matrix products (a 1x1 convolution is one,
-    and ``matmul`` runs it faster than ``conv2d`` on CPU); the two spatial ones are
-    convolutions.
-    """
-    g = layer.groups
-    ra, rb, rc, rd = ranks
-    kh, kw = layer.kernel_size
-    (sh, sw), (dh, dw), (ph, pw) = layer.stride, layer.dilation, padding
-    gt, gs, gh, gw = _split(cores, g, ranks, layer.kernel_size)
-    s_g, t_g = int(gs.shape[2]), int(gt.shape[2])
-    n, _, height, width = (int(m) for m in x.shape)
-    # (1) (N, g, (b, c), H W) = G_S^T (g, (b, c), s) @ x (N, g, s, H W)
-    w1 = gs.permute(0, 1, 3, 2).reshape(g, rb * rc, s_g)
-    y = torch.matmul(w1, x.reshape(n, g, s_g, height * width))
-    w2 = gh.permute(0, 3, 1, 2)  # (g, Rd, Rc, kh): weight[d, c, h] = G_H[c, h, d]
-    w3 = gw.permute(0, 3, 1, 2)  # (g, Ra, Rd, kw): weight[a, d, w] = G_W[d, w, a]
-    if g == 1:
-        # (2), (3) with Rb folded into the batch: (N, (b, c), H, W) is (N*Rb, Rc, H, W)
-        y = y.reshape(n * rb, rc, height, width)
-        y = F.conv2d(y, w2.reshape(rd, rc, kh, 1), None, (sh, 1), (ph, 0), (dh, 1))
-        y = F.conv2d(y, w3.reshape(ra, rd, 1, kw), None, (1, sw), (0, pw), (1, dw))
-    else:
-        # (2), (3) as convolutions with g*Rb groups, the group's weight repeated for every b
-        y = y.reshape(n, g * rb * rc, height, width)
-        w2 = w2.unsqueeze(1).expand(g, rb, rd, rc, kh).reshape(g * rb * rd, rc, kh, 1)
-        w3 = w3.unsqueeze(1).expand(g, rb, ra, rd, kw).reshape(g * rb * ra, rd, 1, kw)
-        y = F.conv2d(y, w2, None, (sh, 1), (ph, 0), (dh, 1), g * rb)
-        y = F.conv2d(y, w3, None, (1, sw), (0, pw), (1, dw), g * rb)
-    ho, wo = int(y.shape[2]), int(y.shape[3])
-    # (4) (N, g, t, H' W') = G_T (g, t, (b, a)) @ y (N, g, (b, a), H' W'), channels (g, b, a)
-    w4 = gt.permute(0, 2, 3, 1).reshape(g, t_g, rb * ra)
-    out = torch.matmul(w4, y.reshape(n, g, rb * ra, ho * wo))
-    if layer.bias is not None:
-        out.add_(layer.bias.reshape(g, t_g, 1))  # matmul saves its inputs, not out
-    return out.reshape(n, g * t_g, ho, wo)
+    """The four sublayers (module docstring) on ``x`` (N, C, H, W), bias included."""
+    return _ring_apply(layer, x, padding, _ring_weights(layer, cores, ranks, False), ranks)
 
 
 def _pad_core(core: Tensor, left: int, right: int) -> Tensor:
@@ -287,7 +323,15 @@ def _capped_ring(x: Tensor, rtol: float | None, caps: Ranks4, starts: Sequence[i
 
 
 class _RingConv2d(FactorizedConv2d):
-    """Shared pipeline of :class:`TRConv2d` and :class:`STRConv2d` (a ring of 4 cores)."""
+    """Shared pipeline of :class:`TRConv2d` and :class:`STRConv2d` (a ring of 4 cores).
+
+    Paths: ``"factorized"`` (the four sublayers), ``"fused-spatial"`` (``G_H`` and ``G_W``
+    contracted into one ``kh x kw`` convolution ``Rc -> Ra``: three sublayers, one
+    intermediate fewer, ``Rb H' W' Ra Rc kh kw`` MACs for the spatial part) and
+    ``"dense"``.
+    """
+
+    PATHS = ("factorized", "fused-spatial", "dense")
 
     core_t: nn.Parameter
     core_s: nn.Parameter
@@ -311,6 +355,15 @@ class _RingConv2d(FactorizedConv2d):
         cores, ranks = self._compact()
         return _ring_forward(self, x, padding, cores, ranks)
 
+    def _factorized_weights(self, path: str) -> tuple[Tensor, ...]:
+        cores, ranks = self._compact()
+        return _ring_weights(self, cores, ranks, path == "fused-spatial")
+
+    def _factorized_apply(
+        self, path: str, x: Tensor, padding: tuple[int, int], weights: Sequence[Tensor]
+    ) -> Tensor:
+        return _ring_apply(self, x, padding, weights, self._compact_ranks())
+
     def _ring_macs(self, height: int, width: int, ranks: Ranks4) -> int:
         ra, rb, rc, rd = ranks
         kh, kw = self.kernel_size
@@ -323,6 +376,35 @@ class _RingConv2d(FactorizedConv2d):
             + g * rb * ho * wo * ra * rd * kw
             + ho * wo * self.out_channels * rb * ra
         )
+
+    def _fused_macs(self, height: int, width: int, ranks: Ranks4) -> int:
+        """Per sample on ``"fused-spatial"``.
+
+        ``Hi Wi S Rb Rc + Rb H' W' Ra Rc kh kw + H' W' Ra Rb T`` (as :meth:`factorized_macs`).
+        """
+        ra, rb, rc, _ = ranks
+        kh, kw = self.kernel_size
+        hi, wi = self.pipeline_input_size(height, width)
+        ho, wo = self.output_size(height, width)
+        return (
+            hi * wi * self.in_channels * rb * rc
+            + self.groups * rb * ho * wo * ra * rc * kh * kw
+            + ho * wo * self.out_channels * rb * ra
+        )
+
+    def path_macs(self, batch: int, height: int, width: int) -> dict[str, int]:
+        """MACs of one forward call on each path (``PATHS``).
+
+        ``"fused-spatial"`` builds its ``kh x kw`` kernel once per call
+        (``g Ra Rc Rd kh kw`` MACs) and then runs :meth:`_fused_macs` per sample.
+        """
+        ranks = self._compact_ranks()
+        ra, _, rc, rd = ranks
+        kh, kw = self.kernel_size
+        macs = super().path_macs(batch, height, width)
+        build = self.groups * ra * rc * rd * kh * kw
+        fused = batch * self._fused_macs(height, width, ranks) + build
+        return {"factorized": macs["factorized"], "fused-spatial": fused, "dense": macs["dense"]}
 
     def _ring_reconstruct_macs(self, ranks: Ranks4) -> int:
         g = self.groups
@@ -683,7 +765,11 @@ class STRConv2d(_RingConv2d):
         self.reset_bias()
 
     def _compact(self) -> tuple[list[Tensor], Ranks4]:
-        first = tn.partial_trace(self.core_t, self.k)  # blockwise, so per group too
+        # tn.partial_trace in plain torch ops (no host index array; traceable): the sum of
+        # the k diagonal blocks, blockwise, so per group too
+        r, t, q = (int(m) for m in self.core_t.shape)
+        k = self.k
+        first = self.core_t.reshape(r // k, k, t, q // k, k).diagonal(dim1=1, dim2=4).sum(-1)
         return [first, self.core_s, self.core_h, self.core_w], self.compact_ranks
 
     def _compact_ranks(self) -> Ranks4:

@@ -261,23 +261,36 @@ class TTConv2d(FactorizedConv2d):
         return tn.TTTensor([c[group].detach().clone() for c in self.cores])
 
     # -- factorized path ----------------------------------------------------------------------
+    def _factorized_weights(self, path: str) -> tuple[Tensor, ...]:
+        """Merged s-blocks (``in_plan`` order), the spatial kernel, merged t-blocks."""
+        g, rho, a = self.groups, self.ranks, self._spatial
+        kh, kw = self.kernel_size
+        ins = tuple(self._merge(lo, hi).reshape(g, rho[lo], -1) for lo, hi in self.in_plan)
+        spatial = self.cores[a].permute(0, 1, 3, 2).reshape(g * rho[a], rho[a + 1], kh, kw)
+        outs = tuple(self._merge(lo, hi) for lo, hi in self.out_plan)
+        return (*ins, spatial, *outs)
+
     def _forward_factorized(self, x: Tensor, padding: tuple[int, int]) -> Tensor:
+        weights = self._factorized_weights("factorized")
+        return self._factorized_apply("factorized", x, padding, weights)
+
+    def _factorized_apply(
+        self, path: str, x: Tensor, padding: tuple[int, int], weights: Sequence[Tensor]
+    ) -> Tensor:
         g, rho, a = self.groups, self.ranks, self._spatial
         n, _, hp, wp = x.shape
         pixels = hp * wp
+        n_in = len(self.in_plan)
         y = x.reshape(n, g, -1, pixels)  # (N, g, s_1 ... s_b, P)
-        for lo, hi in self.in_plan:  # outer s-blocks first: (N, g, L, K, P) -> (N, g, L, r_lo, P)
-            block = self._merge(lo, hi).reshape(g, rho[lo], -1)
+        for block in weights[:n_in]:  # outer s-blocks first: (N, g, L, K, P) -> (N, g, L, r_lo, P)
             y = block[None, :, None] @ y.reshape(n, g, -1, block.shape[-1], pixels)
-        kh, kw = self.kernel_size
-        spatial = self.cores[a].permute(0, 1, 3, 2).reshape(g * rho[a], rho[a + 1], kh, kw)
         y = y.reshape(n, g * rho[a + 1], hp, wp)
         if fast_channels_last(x):
             y = y.contiguous(memory_format=torch.channels_last)
-        y = F.conv2d(y, spatial, None, self.stride, padding, self.dilation, g)
+        y = F.conv2d(y, weights[n_in], None, self.stride, padding, self.dilation, g)
         ho, wo = y.shape[-2:]
-        for lo, hi in self.out_plan:  # inner t-blocks first: (N, g, r_{hi+1}, Q*P) -> ...
-            block = self._merge(lo, hi)  # (g, r_lo * n_lo ... n_hi, r_{hi+1})
+        for (_, hi), block in zip(self.out_plan, weights[n_in + 1 :], strict=True):
+            # inner t-blocks first: (N, g, r_{hi+1}, Q*P) -> (N, g, r_lo * t-modes, Q*P)
             y = block[None] @ y.reshape(n, g, rho[hi + 1], -1)
         y = y.reshape(n, self.out_channels, ho, wo)
         # in place (the products save their inputs, not y): no second full-size output
