@@ -116,13 +116,18 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 # -- rank choice -----------------------------------------------------------------------------------
-def closest_rung(rungs: Sequence[int], params: Callable[[int], int]) -> int:
-    """The rung whose compression ``DENSE_KERNEL / params`` is closest to TARGET (log scale).
+def closest_rung(
+    rungs: Sequence[int],
+    params: Callable[[int], int],
+    dense: int = DENSE_KERNEL,
+    target: float = TARGET,
+) -> int:
+    """The rung whose compression ``dense / params`` is closest to ``target`` (log scale).
 
     ``params`` is non-decreasing along ``rungs``: a bisection finds the first rung at or
-    below TARGET, and it is compared with the rung before it.
+    below ``target``, and it is compared with the rung before it.
     """
-    budget = DENSE_KERNEL / TARGET
+    budget = dense / target
     lo, hi = 0, len(rungs) - 1
     if params(rungs[hi]) < budget:
         return rungs[hi]
@@ -133,7 +138,7 @@ def closest_rung(rungs: Sequence[int], params: Callable[[int], int]) -> int:
         else:
             lo = mid + 1
     candidates = [rungs[i] for i in (lo - 1, lo) if i >= 0]
-    return min(candidates, key=lambda r: abs(math.log(DENSE_KERNEL / params(r) / TARGET)))
+    return min(candidates, key=lambda r: abs(math.log(dense / params(r) / target)))
 
 
 def kernel_params(module: nn.Module) -> int:
