@@ -91,6 +91,24 @@ def test_path_macs_counts_every_path_as_traced(name: str, geometry: str) -> None
         assert weights_only[path] >= 0
 
 
+@pytest.mark.parametrize("grad", [False, True])
+@pytest.mark.parametrize("name", list(FACTORIES))
+def test_dense_path_convolves_with_a_contiguous_kernel_like_conv2d(name: str, grad: bool) -> None:
+    # a transposed kernel makes oneDNN reorder it on every call, a channels-last one turns
+    # the output channels-last: the dense path must be nn.Conv2d's call, layout included
+    layer = make(name)
+    layer.forward_mode = "dense"
+    conv = layer.to_conv()
+    x = torch.randn(2, 8, 9, 10)
+    with torch.set_grad_enabled(grad):
+        (weight,) = layer._weights("dense")
+        assert weight.is_contiguous()
+        for inp in (x, x.contiguous(memory_format=torch.channels_last)):
+            out, expected = layer(inp), conv(inp)
+            assert out.stride() == expected.stride()
+            torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", list(FACTORIES))
 def test_precontracted_cost_leaves_out_the_weight_only_part(name: str) -> None:
     layer = make(name)

@@ -393,7 +393,10 @@ class FactorizedConv2d(nn.Module):
         gradient is needed (``precontract``).
         """
         if path == "dense":
-            return (self.reconstruct(),)
+            # contiguous like nn.Conv2d's weight: a transposed kernel (Tucker's, say) makes
+            # oneDNN reorder it on every call (measured: 17.6 vs 20.9 us at 16 channels,
+            # 1.25 vs 2.2 ms at 512), and a channels-last one changes the output's layout
+            return (self.reconstruct().contiguous(),)
         return self._factorized_weights(path)
 
     def _factorized_weights(self, path: str) -> tuple[Tensor, ...]:
@@ -449,7 +452,7 @@ class FactorizedConv2d(nn.Module):
         hit = self._weight_cache.get(path)
         if hit is not None and hit[0] == key:
             return hit[1]
-        weights = tuple(w.detach() for w in self.path_weights(path))
+        weights = tuple(w.detach().contiguous() for w in self.path_weights(path))
         self._weight_cache[path] = (key, weights)
         return weights
 
