@@ -242,9 +242,9 @@ def test_tuned_mode_times_once_and_keeps_a_path() -> None:
     calls: list[str] = []
     original = layer._run_path
 
-    def counting(path: str, inp: torch.Tensor) -> torch.Tensor:
+    def counting(path: str, inp: torch.Tensor, *args: Any) -> torch.Tensor:
         calls.append(path)
-        return original(path, inp)
+        return original(path, inp, *args)
 
     layer._run_path = counting  # type: ignore[method-assign]
     with torch.no_grad():

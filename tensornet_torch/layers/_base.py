@@ -295,7 +295,7 @@ class FactorizedConv2d(nn.Module):
         self._pad4 = tuple(int(p) for p in geometry._reversed_padding_repeated_twice)
         self.forward_mode = forward_mode
         self.precontract = True
-        self._weight_cache: dict[str, tuple[tuple[Any, ...], tuple[Tensor, ...]]] = {}
+        self._weight_cache: dict[str, tuple[list[tuple[int, int]], tuple[Tensor, ...]]] = {}
         self._choices: dict[tuple[Any, ...], str] = {}  # choose_path memo
         factory = {"device": device, "dtype": dtype}
         if bias:
@@ -413,15 +413,18 @@ class FactorizedConv2d(nn.Module):
         self, path: str, x: Tensor, padding: tuple[int, int], weights: Sequence[Tensor]
     ) -> Tensor:
         if path == "dense":
-            return F.conv2d(
-                x, weights[0], self.bias, self.stride, padding, self.dilation, self.groups
-            )
+            bias = self._parameters["bias"]  # not through nn.Module.__getattr__ (0.5 us)
+            return F.conv2d(x, weights[0], bias, self.stride, padding, self.dilation, self.groups)
         return self._factorized_apply(path, x, padding, weights)
 
-    def _run_path(self, path: str, x: Tensor) -> Tensor:
-        """``path`` on a raw batch ``x`` (N, C, H, W): padding, weights, pipeline."""
+    def _run_path(self, path: str, x: Tensor, cached: bool | None = None) -> Tensor:
+        """``path`` on a raw batch ``x`` (N, C, H, W): padding, weights, pipeline.
+
+        ``cached``: whether the weights may come from the cache (default: work it out).
+        """
         prepared, padding = self._prepare(x)
-        return self._path_apply(path, prepared, padding, self._weights(path))
+        weights = self._weights(path) if cached is None else self._path_weights(path, cached)
+        return self._path_apply(path, prepared, padding, weights)
 
     def _own_parameters(self) -> list[Tensor]:
         """All parameters (``nn.ParameterList`` of cores included), listed once.
@@ -446,9 +449,14 @@ class FactorizedConv2d(nn.Module):
 
     def _weights(self, path: str) -> tuple[Tensor, ...]:
         """:meth:`path_weights`, from the cache when allowed and still valid."""
-        if not (self.precontract and self._gradient_free()) or _tracing():
+        cached = self.precontract and self._gradient_free() and not _tracing()
+        return self._path_weights(path, cached)
+
+    def _path_weights(self, path: str, cached: bool) -> tuple[Tensor, ...]:
+        """:meth:`path_weights`; with ``cached``, from the cache while it is still valid."""
+        if not cached:
             return self.path_weights(path)
-        key = tuple((p.data_ptr(), p._version) for p in self._own_parameters())
+        key = [(p.data_ptr(), p._version) for p in self._own_parameters()]
         hit = self._weight_cache.get(path)
         if hit is not None and hit[0] == key:
             return hit[1]
@@ -458,25 +466,39 @@ class FactorizedConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Convolve ``x`` of shape (N, C, H, W) or (C, H, W), like ``nn.Conv2d``."""
-        if x.dim() not in (3, 4):
-            raise ValueError(
-                f"{type(self).__name__} expects input of shape (N, C, H, W) or (C, H, W), "
-                f"got shape {tuple(x.shape)}"
-            )
-        unbatched = x.dim() == 3
+        # kept lean: at batch 1 a small layer's call lasts 20-100 us, so every microsecond
+        # of Python here is a percent against nn.Conv2d
+        shape = x.shape
+        unbatched = len(shape) == 3
         if unbatched:
             x = x.unsqueeze(0)
-        if int(x.shape[1]) != self.in_channels:
-            raise ValueError(
-                f"{type(self).__name__} expects {self.in_channels} input channels, got "
-                f"input of shape {tuple(x.shape)}"
-            )
-        if self.forward_mode == "tuned" and not _tracing():
+            shape = x.shape
+        if len(shape) != 4 or shape[1] != self.in_channels:
+            self._check_input(x, unbatched)
+        tracing = _tracing()
+        grad_free = self._gradient_free()
+        mode = self._forward_mode
+        if mode == "tuned" and not tracing:
             path = self._tuned_path(x)
+        elif mode == "auto" or mode == "tuned":
+            path = self._auto_path(shape[0], shape[2], shape[3], grad_free, tracing)
         else:
-            path = self.choose_path(int(x.shape[0]), int(x.shape[2]), int(x.shape[3]))
-        out = self._run_path(path, x)
+            path = mode
+        out = self._run_path(path, x, self.precontract and grad_free and not tracing)
         return out.squeeze(0) if unbatched else out
+
+    def _check_input(self, x: Tensor, unbatched: bool) -> None:
+        name = type(self).__name__
+        if x.dim() != 4:
+            raise ValueError(
+                f"{name} expects input of shape (N, C, H, W) or (C, H, W), got shape "
+                f"{tuple(x.shape)}"
+            )
+        if int(x.shape[1]) != self.in_channels:
+            shape = tuple(x.shape[1:]) if unbatched else tuple(x.shape)
+            raise ValueError(
+                f"{name} expects {self.in_channels} input channels, got input of shape {shape}"
+            )
 
     def _structure(self) -> tuple[Any, ...]:
         """What the cost of a path depends on besides the input: class, geometry, shapes."""
@@ -645,7 +667,13 @@ class FactorizedConv2d(nn.Module):
         """
         if self.forward_mode not in ("auto", "tuned"):
             return self.forward_mode
-        if _tracing():
+        return self._auto_path(batch, height, width, self._gradient_free(), _tracing())
+
+    def _auto_path(
+        self, batch: int, height: int, width: int, grad_free: bool, tracing: bool
+    ) -> str:
+        """:meth:`choose_path` for ``"auto"`` (memoized per size, device, dtype, cache use)."""
+        if tracing:
             macs = self.path_macs(batch, height, width)
             return "factorized" if macs["factorized"] <= macs["dense"] else "dense"
         first = self._own_parameters()[0]
@@ -655,8 +683,8 @@ class FactorizedConv2d(nn.Module):
             width,
             first.device,
             first.dtype,
-            self.precontract and self._gradient_free(),
-            cost.profiles_version(),
+            self.precontract and grad_free,
+            cost._PROFILES_VERSION[0],
         )
         path = self._choices.get(key)
         if path is None:
