@@ -74,6 +74,9 @@ class Kernel(NamedTuple):
     """Bytes read plus written."""
     allocated: int = 0
     """Bytes of the largest output the kernel allocates (0 for in-place kernels)."""
+    channels: int = 0
+    """Output channels per group of a convolution (0: not a convolution, or a depthwise
+    one, which is vectorized across its groups)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,11 @@ class DeviceProfile:
         are written at ``fresh_bytes_per_s`` instead (page faults); None: never.
     fresh_bytes_per_s : float, optional
         Write rate into freshly mapped memory.
+    conv_lanes : int, optional
+        A convolution with ``c < conv_lanes`` output channels per group (``Kernel.channels``)
+        runs at ``c / conv_lanes`` of ``conv_macs_per_s``: its SIMD lanes or tiles are
+        partly idle (measured on CPU, float32: 16 -> 16 channels 64 GMAC/s, 8 -> 8 33,
+        4 -> 4 15, 64 -> 4 18). None: no such slowdown.
     """
 
     macs_per_s: float
@@ -144,6 +152,7 @@ class DeviceProfile:
     conv_launch_s: float | None = None
     fresh_threshold: int | None = None
     fresh_bytes_per_s: float | None = None
+    conv_lanes: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("macs_per_s", "bytes_per_s", "conv_macs_per_s", "fresh_bytes_per_s"):
@@ -158,17 +167,25 @@ class DeviceProfile:
                 continue
             if not (isinstance(value, (int, float)) and value >= 0):
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        lanes = self.conv_lanes
+        if lanes is not None and (
+            isinstance(lanes, bool) or not isinstance(lanes, int) or lanes < 1
+        ):
+            raise ValueError(f"conv_lanes must be a positive int or None, got {lanes!r}")
         if (self.fresh_threshold is None) != (self.fresh_bytes_per_s is None):
             raise ValueError("fresh_threshold and fresh_bytes_per_s go together (both or neither)")
 
     def kernel_seconds(self, kernel: Kernel) -> float:
         """``max(macs / rate, bytes / bytes_per_s) + launch + fresh`` (rate, launch by kind).
 
-        ``fresh`` is ``allocated / fresh_bytes_per_s`` when the kernel's output is at least
+        A narrow convolution's rate is scaled by ``channels / conv_lanes``. ``fresh`` is
+        ``allocated / fresh_bytes_per_s`` when the kernel's output is at least
         ``fresh_threshold`` bytes, else 0.
         """
         if kernel.kind == "conv":
             rate = self.conv_macs_per_s or self.macs_per_s
+            if self.conv_lanes is not None and 0 < kernel.channels < self.conv_lanes:
+                rate *= kernel.channels / self.conv_lanes
             launch = self.launch_s if self.conv_launch_s is None else self.conv_launch_s
         else:
             rate, launch = self.macs_per_s, self.launch_s
@@ -193,10 +210,19 @@ DEFAULT_PROFILES: dict[tuple[str, torch.dtype], DeviceProfile] = {
     # maps blocks of 32 MiB and more anew); per call 15 us and per convolution 40 us, the
     # cost of small matrix products and convolutions measured inside the layers' pipelines;
     # half precisions untested here, given the float32 figures
-    ("cpu", torch.float32): DeviceProfile(6.5e10, 2.0e10, 1.5e-5, 5.5e10, 4.0e-5, 32 << 20, 3.0e9),
-    ("cpu", torch.float64): DeviceProfile(3.0e10, 2.0e10, 1.5e-5, 1.0e10, 4.0e-5, 32 << 20, 3.0e9),
-    ("cpu", torch.bfloat16): DeviceProfile(6.5e10, 2.0e10, 1.5e-5, 5.5e10, 4.0e-5, 32 << 20, 3.0e9),
-    ("cpu", torch.float16): DeviceProfile(6.5e10, 2.0e10, 1.5e-5, 5.5e10, 4.0e-5, 32 << 20, 3.0e9),
+    # convolutions narrower than 16 output channels (float64: 32) slow down in proportion
+    ("cpu", torch.float32): DeviceProfile(
+        6.5e10, 2.0e10, 1.5e-5, 5.5e10, 4.0e-5, 32 << 20, 3.0e9, conv_lanes=16
+    ),
+    ("cpu", torch.float64): DeviceProfile(
+        3.0e10, 2.0e10, 1.5e-5, 1.0e10, 4.0e-5, 32 << 20, 3.0e9, conv_lanes=32
+    ),
+    ("cpu", torch.bfloat16): DeviceProfile(
+        6.5e10, 2.0e10, 1.5e-5, 5.5e10, 4.0e-5, 32 << 20, 3.0e9, conv_lanes=16
+    ),
+    ("cpu", torch.float16): DeviceProfile(
+        6.5e10, 2.0e10, 1.5e-5, 5.5e10, 4.0e-5, 32 << 20, 3.0e9, conv_lanes=16
+    ),
     # H100 SXM data-sheet figures, discounted (not measured: no GPU in the sessions so far):
     # FP32 67 TFLOP/s, FP64 34 (non-tensor-core), BF16/FP16 tensor cores ~990 TFLOP/s dense;
     # HBM3 3.35 TB/s; ~5 us per launch
@@ -300,7 +326,8 @@ def calibrate(
     two 32 MiB tensors into a third, ``launch_s`` from adding one-element tensors; on CPU
     ``fresh_bytes_per_s`` from the extra time of the same addition into a new tensor;
     ``conv_macs_per_s`` from a 3x3 convolution 64 -> 64 on a batch of 8 images of 32 x 32
-    and ``conv_launch_s`` from a 3x3 convolution 4 -> 4 on one 4 x 4 image. With
+    and ``conv_launch_s`` from a 3x3 convolution 4 -> 4 on one 4 x 4 image;
+    ``conv_lanes`` is the default profile's (not measured). With
     ``install`` (the default) the layers use it from then on (:func:`set_profile`).
 
     Examples
@@ -337,6 +364,7 @@ def calibrate(
         launch_s=launch,
         conv_macs_per_s=8 * 32 * 32 * 64 * 64 * 9 / max(conv - conv_launch / 100, 1e-9),
         conv_launch_s=conv_launch / 100,
+        conv_lanes=_default_lanes(dev.type, dtype),
     )
     if dev.type == "cpu":  # freshly mapped outputs: the extra time of the fresh-output add
         extra = max(fresh - stream, 1e-9)
@@ -346,6 +374,11 @@ def calibrate(
     if install:
         set_profile(dev, dtype, profile)
     return profile
+
+
+def _default_lanes(device_type: str, dtype: torch.dtype) -> int | None:
+    default = DEFAULT_PROFILES.get((device_type, dtype))
+    return None if default is None else default.conv_lanes
 
 
 # -- tracing on meta tensors ---------------------------------------------------------------------
@@ -397,6 +430,19 @@ def _is_tensor(value: object) -> bool:
     return isinstance(value, torch.Tensor)
 
 
+def _conv_channels(args: tuple[Any, ...]) -> int:
+    """Output channels per group of a convolution call (0: depthwise or unknown)."""
+    weight = args[1] if len(args) > 1 else None
+    last = args[-1] if args else None
+    groups = last if isinstance(last, int) and not isinstance(last, bool) else 1
+    if not isinstance(weight, torch.Tensor) or weight.dim() < 3 or groups < 1:
+        return 0
+    per_group = int(weight.shape[0]) // groups
+    if groups > 1 and int(weight.shape[1]) == 1 and per_group == 1:
+        return 0  # depthwise: vectorized across the groups
+    return per_group
+
+
 class _KernelRecorder(TorchDispatchMode):
     """Records ``(macs, bytes)`` of every non-view ATen kernel run under it."""
 
@@ -422,7 +468,9 @@ class _KernelRecorder(TorchDispatchMode):
         allocated = max((t.numel() * t.element_size() for t in fresh), default=0)
         packet = func.overloadpacket
         kind = "conv" if packet in _CONV else "gemm" if packet in _GEMM else "memory"
-        self.kernels.append(Kernel(kind, _macs_of(func, args, kwargs, out), moved, allocated))
+        channels = _conv_channels(args) if kind == "conv" else 0
+        macs = _macs_of(func, args, kwargs, out)
+        self.kernels.append(Kernel(kind, macs, moved, allocated, channels))
         return out
 
 

@@ -227,6 +227,38 @@ def test_convolutions_have_their_own_rate_and_launch_cost() -> None:
         DeviceProfile(1.0, 1.0, 0.0, conv_macs_per_s=0.0)
 
 
+def test_narrow_convolutions_run_at_a_fraction_of_the_rate() -> None:
+    profile = DeviceProfile(10.0, 1e9, 0.0, conv_macs_per_s=10.0, conv_lanes=16)
+    wide, narrow = cost.Kernel("conv", 100, 0, 0, 32), cost.Kernel("conv", 100, 0, 0, 4)
+    assert profile.kernel_seconds(wide) == pytest.approx(10.0)
+    assert profile.kernel_seconds(narrow) == pytest.approx(40.0)  # 4 of 16 lanes busy
+    assert profile.kernel_seconds(cost.Kernel("conv", 100, 0)) == pytest.approx(10.0)
+    assert profile.kernel_seconds(cost.Kernel("gemm", 100, 0, 0, 4)) == pytest.approx(10.0)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="conv_lanes"):
+            DeviceProfile(1.0, 1.0, 0.0, conv_lanes=bad)  # type: ignore[arg-type]
+
+
+def test_traced_convolutions_record_their_output_channels_per_group() -> None:
+    x = torch.empty(2, 8, 6, 6, device="meta")
+
+    def channels(weight: torch.Tensor, groups: int) -> int:
+        traced, _ = cost.trace_cost(lambda: F.conv2d(x, weight, groups=groups), device="cpu")
+        (kernel,) = traced.kernels
+        return kernel.channels
+
+    assert channels(torch.empty(12, 8, 3, 3, device="meta"), 1) == 12
+    assert channels(torch.empty(12, 4, 3, 3, device="meta"), 2) == 6
+    assert channels(torch.empty(8, 1, 3, 1, device="meta"), 8) == 0  # depthwise
+
+
+def test_a_narrow_ring_pipeline_loses_to_the_dense_kernel_on_cpu() -> None:
+    # measured in bench_speed: TRConv2d 16 -> 16 ranks 4 at batch 32, 32 x 32: the 4 -> 4
+    # spatial convolutions made the pipelines 0.5-0.7x of nn.Conv2d, the dense path 1.1x
+    layer = TRConv2d(16, 16, 3, padding=1, ranks=4)
+    assert layer.choose_path(32, 32, 32) == "dense"
+
+
 def test_trace_cost_counts_products_and_ignores_views() -> None:
     a = torch.empty(8, 4, device="meta")
     b = torch.empty(4, 6, device="meta")
