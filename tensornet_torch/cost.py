@@ -140,9 +140,11 @@ class DeviceProfile:
         Write rate into freshly mapped memory.
     conv_lanes : int, optional
         A convolution with ``c < conv_lanes`` output channels per group (``Kernel.channels``)
-        runs at ``c / conv_lanes`` of ``conv_macs_per_s``: its SIMD lanes or tiles are
-        partly idle (measured on CPU, float32: 16 -> 16 channels 64 GMAC/s, 8 -> 8 33,
-        4 -> 4 15, 64 -> 4 18). None: no such slowdown.
+        runs at ``c / conv_lanes`` of ``conv_macs_per_s`` and moves ``conv_lanes / c`` times
+        its bytes: its SIMD lanes are partly idle and its blocked layout is padded (measured
+        on CPU, float32: 16 -> 16 channels 64 GMAC/s, 8 -> 8 33, 4 -> 4 15 at batch 128 and
+        5 at batch 512, where the padded buffers pass the mmap threshold; 64 -> 4 18).
+        None: no such slowdown.
     """
 
     macs_per_s: float
@@ -178,24 +180,29 @@ class DeviceProfile:
     def kernel_seconds(self, kernel: Kernel) -> float:
         """``max(macs / rate, bytes / bytes_per_s) + launch + fresh`` (rate, launch by kind).
 
-        A narrow convolution's rate is scaled by ``channels / conv_lanes``. ``fresh`` is
+        A narrow convolution's rate is scaled by ``channels / conv_lanes``, its bytes and
+        allocation by the inverse (the blocked layout pads channels to a vector). ``fresh`` is
         ``allocated / fresh_bytes_per_s`` when the kernel's output is at least
         ``fresh_threshold`` bytes, else 0.
         """
+        moved, allocated = kernel.bytes, kernel.allocated
         if kernel.kind == "conv":
             rate = self.conv_macs_per_s or self.macs_per_s
             if self.conv_lanes is not None and 0 < kernel.channels < self.conv_lanes:
-                rate *= kernel.channels / self.conv_lanes
+                # idle lanes, and the blocked layout pads the channels to a full vector
+                padding = self.conv_lanes / kernel.channels
+                rate /= padding
+                moved, allocated = int(moved * padding), int(allocated * padding)
             launch = self.launch_s if self.conv_launch_s is None else self.conv_launch_s
         else:
             rate, launch = self.macs_per_s, self.launch_s
-        seconds = max(kernel.macs / rate, kernel.bytes / self.bytes_per_s) + launch
+        seconds = max(kernel.macs / rate, moved / self.bytes_per_s) + launch
         if (
             self.fresh_threshold is not None
             and self.fresh_bytes_per_s is not None
-            and kernel.allocated >= self.fresh_threshold
+            and allocated >= self.fresh_threshold
         ):
-            seconds += kernel.allocated / self.fresh_bytes_per_s
+            seconds += allocated / self.fresh_bytes_per_s
         return seconds
 
     def seconds(self, cost: PathCost) -> float:

@@ -234,6 +234,12 @@ def test_narrow_convolutions_run_at_a_fraction_of_the_rate() -> None:
     assert profile.kernel_seconds(narrow) == pytest.approx(40.0)  # 4 of 16 lanes busy
     assert profile.kernel_seconds(cost.Kernel("conv", 100, 0)) == pytest.approx(10.0)
     assert profile.kernel_seconds(cost.Kernel("gemm", 100, 0, 0, 4)) == pytest.approx(10.0)
+    # the padded blocked layout moves lanes / channels times the bytes
+    streaming = DeviceProfile(1e9, 10.0, 0.0, conv_lanes=16)
+    assert streaming.kernel_seconds(cost.Kernel("conv", 0, 100, 0, 4)) == pytest.approx(40.0)
+    fresh = DeviceProfile(1e9, 1e9, 0.0, fresh_threshold=100, fresh_bytes_per_s=1.0, conv_lanes=16)
+    assert fresh.kernel_seconds(cost.Kernel("conv", 0, 0, 40, 16)) == pytest.approx(0.0)
+    assert fresh.kernel_seconds(cost.Kernel("conv", 0, 0, 40, 4)) == pytest.approx(160.0)
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="conv_lanes"):
             DeviceProfile(1.0, 1.0, 0.0, conv_lanes=bad)  # type: ignore[arg-type]
