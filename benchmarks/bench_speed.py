@@ -1,7 +1,7 @@
 """Speed of the factorized layers on ResNet-shaped convolutions, and of compressed demo models.
 
-Run ``python benchmarks/bench_speed.py`` from the repository root (CPU; about 17 minutes on
-two busy cores, extrapolated from partial runs, less on quiet ones; ``--quick`` is a smoke
+Run ``python benchmarks/bench_speed.py`` from the repository root (CPU; 190-280 s on two
+cores, measured, longer on a busy machine; ``--quick`` is a smoke
 run of under a minute whose speed-ups mean little). ``--device cuda`` runs on a GPU. The
 settings are those of issue 7:
 
