@@ -95,7 +95,7 @@ from tensornet.formats import (
     tucker_to_dense,
     tucker_to_tt,
 )
-from tensornet.io import load, register_format, save
+from tensornet.io import load, open_npy, register_format, save
 from tensornet.linalg import TruncatedSVD, truncated_svd
 from tensornet.random import (
     random_cp,
@@ -139,6 +139,7 @@ __all__ = [
     "hosvd",
     "kron_identity",
     "load",
+    "open_npy",
     "partial_trace",
     "random_cp",
     "random_str",

@@ -23,6 +23,7 @@ __all__ = [
     "eps",
     "is_array",
     "is_complex",
+    "is_dask",
     "namespace",
     "to_numpy",
 ]
@@ -49,6 +50,11 @@ def is_array(obj: object) -> bool:
     if isinstance(obj, (type, int, float, complex)):  # classes (np.float32) and Python scalars
         return False
     return bool(array_api_compat.is_array_api_obj(obj))
+
+
+def is_dask(x: object) -> bool:
+    """Return True if ``x`` is a dask array (decomposed out of core, see ``tensornet._chunked``)."""
+    return bool(array_api_compat.is_dask_array(x))
 
 
 def device(x: Array) -> Any:

@@ -29,12 +29,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 
 from tensornet import _backend as B
+from tensornet import _chunked
 from tensornet._backend import Array
+from tensornet._chunked import is_chunked
 from tensornet._validation import (
     ConvergenceWarning,
     _describe,
@@ -66,10 +68,15 @@ _RESOLUTION = 100.0
 TuckerRanks = int | Sequence[int]
 
 
-def _zero_tucker(x: Array, modes: Sequence[int]) -> TuckerTensor:
-    """Tucker form of a zero tensor: rank 1 on the factored modes, factors ``e_0``."""
+def _zero_tucker(
+    x: Array, modes: Sequence[int], shape: tuple[int, ...] | None = None
+) -> TuckerTensor:
+    """Tucker form of a zero tensor: rank 1 on the factored modes, factors ``e_0``.
+
+    ``x`` gives the namespace, dtype and device, and the shape unless ``shape`` is given.
+    """
     xp = B.namespace(x)
-    shape = tuple(int(n) for n in x.shape)
+    shape = tuple(int(n) for n in x.shape) if shape is None else shape
     core_shape = tuple(1 if k in modes else n for k, n in enumerate(shape))
     factors = [
         xp.eye(n, 1, dtype=x.dtype, device=B.device(x)) if k in modes else None
@@ -187,6 +194,8 @@ def hosvd(
     >>> hosvd(np.ones((4, 5, 3, 3)), modes=(0, 1)).ranks  # Tucker-2
     (1, 1, 3, 3)
     """
+    if is_chunked(x):
+        return _tucker_chunked(x, ranks, rtol, modes, method, rng, sequential=False)
     x, modes_, caps, rtol, method, gen = _parse(x, ranks, rtol, modes, method, rng)
     total = float(B.norm(x))
     if total == 0.0:
@@ -259,6 +268,8 @@ def st_hosvd(
     >>> t.modes, bool(np.linalg.norm(t.to_dense() - x) <= 0.3 * np.linalg.norm(x))
     ((0, 1), True)
     """
+    if is_chunked(x):
+        return _tucker_chunked(x, ranks, rtol, modes, method, rng, sequential=True)
     x, modes_, caps, rtol, method, gen = _parse(x, ranks, rtol, modes, method, rng)
     total = float(B.norm(x))
     if total == 0.0:
@@ -279,6 +290,87 @@ def st_hosvd(
         factors[k] = res.U
         y = _projected(res, y, k)
     return TuckerTensor(y, factors)
+
+
+def _tucker_chunked(
+    x: Any,
+    ranks: object,
+    rtol: object,
+    modes: object,
+    method: object,
+    rng: object,
+    *,
+    sequential: bool,
+) -> TuckerTensor:
+    """HOSVD / ST-HOSVD of a dask array without loading it (:mod:`tensornet._chunked`).
+
+    HOSVD: the Gram matrices of all factored modes in one pass, the core in a second.
+    ST-HOSVD: one pass per mode over the projected tensor, continued in memory once it
+    fits one dask chunk. Factors and core come back as NumPy arrays of ``x``'s dtype.
+    """
+    x = _chunked.check_chunked(x, "x", whole_mode0=False)
+    shape = tuple(int(n) for n in x.shape)
+    modes_ = check_modes(modes, len(shape))
+    caps = None if ranks is None else check_tucker_ranks(ranks, modes_, shape)
+    tol_rel = check_rtol(rtol)
+    check_choice(method, "method", _METHODS)  # the chunked path has its own SVDs
+    gen = check_rng(rng)
+    dtype = np.dtype(x.dtype)
+    eps = float(np.finfo(dtype).eps)
+    size = math.prod(shape)
+
+    def floor(rows: int, total: float) -> float:
+        return _ROUNDOFF_GROWTH * eps * max(rows, size // rows) * total
+
+    factors: list[Array | None] = [None] * len(shape)
+    if not sequential:
+        grams = _chunked.compute(*(_chunked.gram(x, (k,)) for k in modes_))
+        for g in grams:
+            _chunked.check_finite(g, "x")
+        total = math.sqrt(max(float(np.real(np.trace(grams[0]))), 0.0))
+        if total == 0.0:
+            return _zero_tucker(np.zeros((1,) * len(shape), dtype=dtype), modes_, shape)
+        tol = None if tol_rel is None else tol_rel * total / math.sqrt(len(modes_))
+        for k, g in zip(modes_, grams, strict=True):
+            cap = None if caps is None else caps[k]
+            u, _, _ = _chunked.truncate(
+                x, (k,), g, tol=tol, cap=cap, eps=eps, floor=floor(shape[k], total)
+            )
+            factors[k] = u
+        core = x
+        for k in modes_:
+            core = _chunked.mode_project(core, cast(np.ndarray, factors[k]), k)
+        (dense_core,) = _chunked.compute(core)
+    else:
+        y: Any = x
+        total, tol = 0.0, None
+        for i, k in enumerate(modes_):
+            cap = None if caps is None else caps[k]
+            if i > 0 and _chunked.is_chunked(y) and _chunked.small_enough(y):
+                (y,) = _chunked.compute(y)
+                _chunked.check_finite(y, "x")
+            if not _chunked.is_chunked(y):  # in memory from here on
+                res = _svd_of_unfolding(y, k, tol=tol, cap=cap, method="auto", rng=gen, total=total)
+                factors[k] = res.U
+                y = _projected(res, y, k)
+                continue
+            (g,) = _chunked.compute(_chunked.gram(y, (k,)))
+            _chunked.check_finite(g, "x")
+            if i == 0:
+                total = math.sqrt(max(float(np.real(np.trace(g))), 0.0))
+                if total == 0.0:
+                    return _zero_tucker(np.zeros((1,) * len(shape), dtype=dtype), modes_, shape)
+                tol = None if tol_rel is None else tol_rel * total / math.sqrt(len(modes_))
+            u, _, _ = _chunked.truncate(
+                y, (k,), g, tol=tol, cap=cap, eps=eps, floor=floor(int(y.shape[k]), total)
+            )
+            factors[k] = u
+            y = _chunked.mode_project(y, u, k)
+        (dense_core,) = _chunked.compute(y) if _chunked.is_chunked(y) else (np.asarray(y),)
+    return TuckerTensor(
+        dense_core.astype(dtype, copy=False),
+        [None if f is None else np.asarray(f).astype(dtype, copy=False) for f in factors],
+    )
 
 
 def _check_tol(tol: object) -> float:
