@@ -68,12 +68,13 @@ def is_chunked(x: object) -> bool:
     return B.is_dask(x)
 
 
-def check_chunked(x: Any, name: str, *, min_ndim: int = 1, whole_mode0: bool = True) -> Any:
+def check_chunked(x: Any, name: str, *, min_ndim: int = 1, whole_mode: int | None = 0) -> Any:
     """Validate a dask array for the out-of-core path (no pass over the data).
 
     Returns ``x`` with integer and boolean dtypes promoted to float64 (lazily). Finite
     values are checked during the first pass (a non-finite Gram matrix raises).
-    ``whole_mode0``: mode 0 must be one chunk (the sweeps of TT / TR).
+    ``whole_mode``: the mode that must be one chunk (where a TT / TR sweep starts);
+    None: any chunking.
     """
     dtype = np.dtype(x.dtype)
     if dtype.kind in "biu":
@@ -89,12 +90,13 @@ def check_chunked(x: Any, name: str, *, min_ndim: int = 1, whole_mode0: bool = T
         raise ValueError(f"{name} must not have empty dimensions, got shape {tuple(x.shape)}")
     if any(math.isnan(n) for n in x.shape):
         raise ValueError(f"{name} must have known chunk sizes; call {name}.compute_chunk_sizes()")
-    if whole_mode0 and len(x.chunks[0]) > 1:
+    k = whole_mode
+    if k is not None and 0 <= k < x.ndim and len(x.chunks[k]) > 1:
         raise ValueError(
-            f"{name} is a dask array chunked along mode 0 (chunks {x.chunks[0]}); the "
-            f"out-of-core path reads whole column blocks of the first unfolding, so mode 0 "
-            f"must be one chunk. Rechunk along the trailing modes instead, e.g. "
-            f"{name}.rechunk({{0: -1}}) (and store the data that way to avoid rereading it)"
+            f"{name} is a dask array chunked along mode {k} (chunks {x.chunks[k]}); the "
+            f"out-of-core sweep reads whole column blocks of the mode-{k} unfolding, so "
+            f"mode {k} must be one chunk. Chunk the other modes instead, e.g. "
+            f"{name}.rechunk({{{k}: -1}}) (and store the data that way to avoid rereading it)"
         )
     return x
 

@@ -165,6 +165,31 @@ def test_tucker_of_a_dask_array_honours_rtol(decompose: Any, rtol: float | None)
     assert capped.factors[2] is None and capped.factors[0].shape == (6, 2)
 
 
+@pytest.mark.parametrize("start", [0, 2])
+@pytest.mark.parametrize("rtol", [1e-2, 1e-5, 1e-10, None])
+def test_tr_svd_of_a_dask_array_matches_the_in_memory_sweep(start: int, rtol: float | None) -> None:
+    rng = np.random.default_rng(8)
+    x = np.asarray(tn.random_tr((6, 7, 8, 9), (2, 3, 2, 3), rng=rng).to_dense())
+    x = x + 1e-4 * np.linalg.norm(x) / np.sqrt(x.size) * rng.standard_normal(x.shape)
+    chunks = tuple(n if k == start else 3 for k, n in enumerate(x.shape))
+    t = tn.tr_svd(da.from_array(x, chunks=chunks), rtol=rtol, start=start)
+    memory = tn.tr_svd(x, rtol=rtol, start=start)
+    assert t.ranks == memory.ranks
+    assert all(isinstance(c, np.ndarray) for c in t.cores)
+    assert rel(np.asarray(t.to_dense()), x) <= (1e-12 if rtol is None else rtol * (1 + 1e-9))
+    split = tn.tr_svd(da.from_array(x, chunks=chunks), rtol=rtol, start=start, r0=1)
+    assert split.ranks[start] == 1
+
+
+def test_tr_svd_of_a_dask_array_needs_its_start_mode_whole() -> None:
+    x = da.from_array(np.ones((4, 6, 8)), chunks=(4, 3, 8))
+    with pytest.raises(ValueError, match=r"chunked along mode 1.*rechunk\(\{1: -1\}\)"):
+        tn.tr_svd(x, rtol=1e-3, start=1)
+    assert tn.tr_svd(x, rtol=1e-3).ranks == (1, 1, 1, 1)  # start 0 is whole
+    with pytest.raises(ValueError, match="r0"):
+        tn.tr_svd(x, rtol=1e-3, r0=2)
+
+
 def test_open_npy_reads_blocks_of_a_file(tmp_path: Path) -> None:
     x = low_rank((4, 6, 8), 2, 6)
     path = tmp_path / "x.npy"

@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator, Sequence
+from typing import Any
 
 import numpy as np
 
 from tensornet import _backend as B
+from tensornet import _chunked
 from tensornet._backend import Array
+from tensornet._chunked import is_chunked
 from tensornet._validation import (
     check_array,
     check_choice,
@@ -264,6 +267,10 @@ def tr_svd(
     >>> [core.shape[1] for core in tr_svd(x, rtol=1e-10, start=2).cores]  # original order
     [8, 9, 10]
     """
+    if is_chunked(x):
+        return _tr_svd_chunked(
+            x, rtol=rtol, max_rank=max_rank, start=start, r0=r0, method=method, rng=rng
+        )
     x = check_array(x, "x")
     rtol = check_rtol(rtol)
     d = x.ndim
@@ -306,3 +313,109 @@ def tr_svd(
         total=total,
     )
     return TRTensor(cores)
+
+
+def _tr_svd_chunked(
+    x: Any,
+    *,
+    rtol: float | None,
+    max_rank: int | Sequence[int] | None,
+    start: int,
+    r0: int | None,
+    method: SVDMethod,
+    rng: np.random.Generator | int | None,
+) -> TRTensor:
+    """TR-SVD of a dask array without loading it (:mod:`tensornet._chunked`).
+
+    The same sweep as the in-memory path: the first unfolding (mode ``start``, which must
+    be one chunk) and each middle bond cost one pass over the data (a Gram matrix, plus a
+    TSQR pass where it cannot resolve the tail); the carried remainder stays lazy until it
+    fits one dask chunk, then the sweep goes on in memory. Cores come back as NumPy arrays
+    of ``x``'s dtype.
+    """
+    shape0 = tuple(int(n) for n in x.shape)
+    start = check_mode(start, len(shape0), "start")
+    x = _chunked.check_chunked(x, "x", whole_mode=start)
+    rtol = check_rtol(rtol)
+    d = len(shape0)
+    caps = check_max_rank(max_rank, d - 1)
+    split = None if r0 is None else check_int(r0, "r0", minimum=1)
+    method = check_choice(method, "method", _METHODS)  # type: ignore[assignment]
+    gen = check_rng(rng)
+    dtype = np.dtype(x.dtype)
+    eps = float(np.finfo(dtype).eps)
+    size = math.prod(shape0)
+
+    def floor(rows: int, cols: int, total: float) -> float:
+        return _ROUNDOFF_GROWTH * eps * max(rows, cols) * total
+
+    if d == 1:
+        if split is not None:
+            _check_split(split, 1, start)
+        (vector,) = _chunked.compute(x)
+        _chunked.check_finite(vector, "x")
+        return TRTensor([vector.reshape(1, shape0[0], 1)])
+    y = x.transpose(_rotation(d, start))
+    sizes = [int(n) for n in y.shape]
+    (g,) = _chunked.compute(_chunked.gram(y, (0,)))
+    _chunked.check_finite(g, "x")
+    total = math.sqrt(max(float(np.real(np.trace(g))), 0.0))
+    if total == 0.0:
+        if split is not None:
+            _check_split(split, 1, start)
+        return TRTensor([np.zeros((1, n, 1), dtype=dtype) for n in shape0])
+    tol = None if rtol is None else rtol * total / math.sqrt(d - 1)
+    u, _, _ = _chunked.truncate(
+        y,
+        (0,),
+        g,
+        tol=tol,
+        cap=None if caps is None else caps[0],
+        eps=eps,
+        floor=floor(sizes[0], size // sizes[0], total),
+    )
+    r = int(u.shape[1])
+    if split is None:
+        split = _balanced_r0(r)
+    _check_split(split, r, start)
+    r1 = r // split
+    rotated: list[Array] = [u.reshape(sizes[0], split, r1).transpose(1, 0, 2)]
+    carry: Any = _chunked.project(y, u, 1)  # (r, n_{s+1}, ..., n_{s-1})
+    carry = carry.reshape(split, r1, *sizes[1:])
+    carry = carry.transpose(1, *range(2, d + 1), 0)  # (r1, n_{s+1}, ..., n_{s-1}, r0)
+    rank = r1
+    for j in range(1, d - 1):  # the middle modes; r0 rides along at the end
+        cap = None if caps is None else caps[j]
+        rows = rank * sizes[j]
+        cols = math.prod(int(n) for n in carry.shape) // rows
+        if _chunked.is_chunked(carry) and _chunked.small_enough(carry):
+            (carry,) = _chunked.compute(carry)
+            _chunked.check_finite(carry, "x")
+        if _chunked.is_chunked(carry):
+            (g,) = _chunked.compute(_chunked.gram(carry, (0, 1)))
+            _chunked.check_finite(g, "x")
+            basis, _, _ = _chunked.truncate(
+                carry, (0, 1), g, tol=tol, cap=cap, eps=eps, floor=floor(rows, cols, total)
+            )
+            carry = _chunked.project(carry, basis, 2)
+        else:
+            res = _truncated_svd(
+                carry.reshape(rows, -1),
+                tol=tol,
+                cap=cap,
+                method=method,
+                rng=gen,
+                floor=floor(rows, cols, total),
+            )
+            basis = res.U
+            carry = (res.s[:, None].astype(res.Vh.dtype) * res.Vh).reshape(
+                int(res.s.shape[0]), *carry.shape[2:]
+            )
+        new_rank = int(basis.shape[1])
+        rotated.append(np.asarray(basis).reshape(rank, sizes[j], new_rank))
+        rank = new_rank
+    if _chunked.is_chunked(carry):
+        (carry,) = _chunked.compute(carry)
+    rotated.append(np.asarray(carry).reshape(rank, sizes[-1], split))
+    cores = [rotated[(k - start) % d] for k in range(d)]
+    return TRTensor([np.asarray(c).astype(dtype, copy=False) for c in cores])

@@ -308,7 +308,7 @@ def _tucker_chunked(
     ST-HOSVD: one pass per mode over the projected tensor, continued in memory once it
     fits one dask chunk. Factors and core come back as NumPy arrays of ``x``'s dtype.
     """
-    x = _chunked.check_chunked(x, "x", whole_mode0=False)
+    x = _chunked.check_chunked(x, "x", whole_mode=None)
     shape = tuple(int(n) for n in x.shape)
     modes_ = check_modes(modes, len(shape))
     caps = None if ranks is None else check_tucker_ranks(ranks, modes_, shape)
