@@ -2,7 +2,8 @@
 
 Factorized convolution and linear layers built on tensornet's decompositions
 (Tucker-2, CP, TT, TR with the RSDTR pipeline, STP variants), conversion of
-pretrained layers, whole-model compression and ADMM rank-constrained training.
+pretrained layers, whole-model compression and ADMM rank-constrained training, and
+helpers that keep data-parallel replicas identical (:mod:`tensornet_torch.distributed`).
 
 The core algorithms accept torch tensors directly (CPU or CUDA), e.g.
 ``tensornet.tt_svd(weight.detach())`` returns torch cores on the weight's device.
@@ -15,6 +16,12 @@ import torch
 import tensornet
 from tensornet_torch.admm import ADMM
 from tensornet_torch.compress import METHODS, CompressionReport, LayerReport, compress
+from tensornet_torch.distributed import (
+    broadcast_module,
+    check_replicas,
+    check_structure,
+    check_world_size,
+)
 from tensornet_torch.layers import (
     CPConv2d,
     FactorizedConv2d,
@@ -41,6 +48,10 @@ __all__ = [
     "TTConv2d",
     "TTLinear",
     "TuckerConv2d",
+    "broadcast_module",
+    "check_replicas",
+    "check_structure",
+    "check_world_size",
     "compress",
 ]
 __version__ = tensornet.__version__

@@ -13,6 +13,11 @@ factorization of the given ranks" is split with scaled ADMM (docs/design ALGORIT
 The ranks are fixed when the ADMM object is built: given (``ranks=``, every layer) or
 allocated for a whole-model parameter ``ratio=`` exactly as :func:`compress` allocates them
 on the current weights. Layers the allocation keeps dense are not constrained.
+
+Under ``torch.distributed`` (``DistributedDataParallel`` training) the construction,
+:meth:`ADMM.update` and :meth:`ADMM.finalize` are collectives: rank 0 allocates the ranks
+and computes the projections and decompositions, and every rank receives them, so ``Z``,
+``U`` and the finalized layers are bitwise identical across the replicas.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 import tensornet_torch.layers as layers
@@ -33,8 +39,18 @@ from tensornet_torch.compress import (
     Selector,
     _choose,
     _convert,
+    _device,
     _select,
     _set_module,
+)
+from tensornet_torch.distributed import (
+    _broadcast_flat,
+    _from_rank0,
+    _pieces,
+    _resolve,
+    _transport,
+    check_structure,
+    unwrap,
 )
 
 __all__ = ["ADMM"]
@@ -57,7 +73,9 @@ class ADMM:
     Parameters
     ----------
     model : nn.Module
-        The dense model being trained (it is modified only by :meth:`finalize`).
+        The dense model being trained (it is modified only by :meth:`finalize`). A
+        ``DistributedDataParallel`` (or ``DataParallel``) wrapper is looked through:
+        :attr:`model` is the module inside, whose parameters the wrapper trains.
     method : str
         One of :data:`tensornet_torch.compress.METHODS`: the format of the constraint.
     ranks : int or sequence of int, optional
@@ -80,6 +98,22 @@ class ADMM:
     options : dict, optional
         Extra ``from_conv`` keywords (e.g. ``{"k": 4}``; the STP methods default to
         ``k = 2``).
+    distributed : bool, optional
+        Under an initialized ``torch.distributed`` process group of several processes
+        (``None``, the default, detects it; ``True`` requires it), the constructor,
+        :meth:`update` and :meth:`finalize` are collectives that every rank calls: the
+        model structures are checked to agree, rank 0 allocates the ranks and computes
+        the projections and decompositions, and every rank receives ``Z``, ``U`` and the
+        layers, so the replicas cannot drift apart. ``False``: everything is local.
+
+    Raises
+    ------
+    ValueError
+        For an unknown method, both or neither of ``ranks`` and ``ratio``, a bad
+        ``ratio`` or ``rho``, no layer to constrain, or (distributed) models whose
+        structures differ between ranks.
+    TypeError
+        For a model that is not an ``nn.Module`` or a non-numeric ``rho``.
 
     Examples
     --------
@@ -110,6 +144,7 @@ class ADMM:
         include: Selector = None,
         exclude: Selector = None,
         options: dict[str, Any] | None = None,
+        distributed: bool | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -124,7 +159,13 @@ class ADMM:
         self.rho = _check_positive(rho, "rho")
         self.rho_growth = _check_positive(rho_growth, "rho_growth")
         self.rho_max = _check_positive(rho_max, "rho_max")
+        self.distributed = distributed
+        sync = _resolve(distributed)  # checks the value
+        if sync:
+            check_structure(model)
+        model = unwrap(model)
         self.model = model
+        """The module whose kernels are constrained (inside a DDP wrapper, if one was given)."""
         self.method = method
         self.options = dict(options or {})
         if method in ("stt", "str", "sttucker"):
@@ -133,28 +174,40 @@ class ADMM:
         if not names:
             raise ValueError("nothing to constrain: no layer matches (see compress's include=)")
         modules = dict(model.named_modules())
-        with torch.no_grad(), layers.one_thread_on_cpu(next(model.parameters())):
-            if ranks is not None:
-                opts = {**self.options, "ranks": ranks}
-                built = {n: _convert(modules[n], method, opts, None).layer for n in names}
-            else:
-                total = sum(p.numel() for p in model.parameters())
-                picked = _choose(modules, names, names, method, self.options, None, ratio, total)
-                built = {n: c.layer for n, c in picked.items()}
-        self.ranks: dict[str, dict[str, Any]] = {
-            n: {**self.options, **_rank_options(layer)}
-            for n, layer in built.items()
-            if layer is not None
-        }
+
+        def allocate() -> dict[str, tuple[dict[str, Any], Tensor]]:
+            """Per constrained layer, its rank options and its projected kernel."""
+            with torch.no_grad(), layers.one_thread_on_cpu(next(model.parameters())):
+                if ranks is not None:
+                    opts = {**self.options, "ranks": ranks}
+                    built = {n: _convert(modules[n], method, opts, None).layer for n in names}
+                else:
+                    total = sum(p.numel() for p in model.parameters())
+                    picked = _choose(
+                        modules, names, names, method, self.options, None, ratio, total
+                    )
+                    built = {n: c.layer for n, c in picked.items()}
+                out = {}
+                for n, layer in built.items():
+                    if layer is not None:
+                        kernel = layer.reconstruct()  # type: ignore[operator]
+                        kernel = kernel.detach().reshape(self._weight(n).shape)
+                        out[n] = ({**self.options, **_rank_options(layer)}, kernel)
+                return out
+
+        if sync:
+            # on rank 0 only; the kernels travel through the CPU (pickled)
+            found = _from_rank0(lambda: {n: (o, z.cpu()) for n, (o, z) in allocate().items()})
+        else:
+            found = allocate()
+        self.ranks: dict[str, dict[str, Any]] = {n: opts for n, (opts, _) in found.items()}
         """Per constrained layer, the ``from_conv`` keywords of its fixed-rank projection."""
         self.Z: dict[str, Tensor] = {}
         self.U: dict[str, Tensor] = {}
         self.steps = 0
-        for name, layer in built.items():
-            if layer is not None:
-                kernel = layer.reconstruct()  # type: ignore[operator]
-                self.Z[name] = kernel.detach().reshape(self._weight(name).shape)
-                self.U[name] = torch.zeros_like(self.Z[name])
+        for name, (_, kernel) in found.items():
+            self.Z[name] = kernel.to(self._weight(name).device)
+            self.U[name] = torch.zeros_like(self.Z[name])
 
     def _weight(self, name: str) -> Tensor:
         weight = self.model.get_submodule(name).weight
@@ -181,15 +234,42 @@ class ADMM:
         return 0.5 * self.rho * torch.stack(terms).sum()
 
     def update(self) -> None:
-        """One Z- and U-step (call once per epoch), then the ``rho`` schedule."""
+        """One Z- and U-step (call once per epoch), then the ``rho`` schedule.
+
+        Distributed (see ``distributed``): rank 0 computes the step and broadcasts ``Z``
+        and ``U``; an error on rank 0 is raised on every rank.
+        """
+        if _resolve(self.distributed):
+            _from_rank0(self._local_update)
+            self._broadcast_zu()
+        else:
+            self._local_update()
+        self.steps += 1
+        self.rho = min(self.rho * self.rho_growth, self.rho_max)
+
+    def _local_update(self) -> None:
         with torch.no_grad(), layers.one_thread_on_cpu(next(self.model.parameters())):
             for name in self.Z:
                 w = self._weight(name).detach()
                 u = self.U[name].to(w)
                 z = self.project(name, w + u)
                 self.Z[name], self.U[name] = z, u + w - z
-        self.steps += 1
-        self.rho = min(self.rho * self.rho_growth, self.rho_max)
+
+    def _broadcast_zu(self) -> None:
+        """``Z`` and ``U`` of rank 0 on every rank (flat buffers per device and dtype)."""
+        names = sorted(self.Z)
+        rank0 = dist.get_rank() == 0
+        tensors = []
+        for store in (self.Z, self.U):
+            for name in names:
+                w = self._weight(name)
+                tensors.append(store[name].to(w) if rank0 else torch.empty_like(w))
+        with torch.no_grad():
+            for indices, flat in _transport(tensors):
+                received = _broadcast_flat(flat, 0, None)
+                for i, piece in _pieces(indices, received, tensors):
+                    store = self.Z if i < len(names) else self.U
+                    store[names[i % len(names)]] = piece
 
     def distance(self) -> dict[str, float]:
         """Per constrained layer, ``||W - Z|| / ||W||`` (0 once ``W`` has the ranks)."""
@@ -206,15 +286,31 @@ class ADMM:
         """The model with every constrained layer replaced by its factorized layer.
 
         Each kernel is decomposed at its fixed ranks (the layers :func:`compress` builds);
-        fine-tune the result without the penalty.
+        fine-tune the result without the penalty. Distributed: rank 0 decomposes and every
+        rank receives the layers; wrap the result in a new ``DistributedDataParallel``
+        (its parameters are new).
         """
         target = self.model if inplace else copy.deepcopy(self.model)
-        with torch.no_grad(), layers.one_thread_on_cpu(next(target.parameters())):
-            for name, opts in self.ranks.items():
-                module: Any = target.get_submodule(name)
-                layer = _convert(module, self.method, opts, None).layer
-                assert layer is not None
-                _set_module(target, name, layer)
+
+        def build(device: Any) -> dict[str, nn.Module]:
+            built = {}
+            with torch.no_grad(), layers.one_thread_on_cpu(next(target.parameters())):
+                for name, opts in self.ranks.items():
+                    module: Any = target.get_submodule(name)
+                    layer = _convert(module, self.method, opts, None).layer
+                    assert layer is not None
+                    built[name] = layer.to(device) if device is not None else layer
+            return built
+
+        if _resolve(self.distributed):
+            # decomposed on rank 0 only; the layers travel through the CPU (pickled)
+            built = _from_rank0(lambda: build("cpu"))
+            for name, layer in built.items():
+                layer.to(_device(target.get_submodule(name)))
+        else:
+            built = build(None)
+        for name, layer in built.items():
+            _set_module(target, name, layer)
         return target
 
     def state_dict(self) -> dict[str, Any]:

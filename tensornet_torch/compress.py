@@ -30,9 +30,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 import tensornet_torch.layers as layers
+from tensornet_torch.distributed import _from_rank0, _resolve, check_structure, unwrap
 
 __all__ = ["METHODS", "CompressionReport", "LayerReport", "compress", "default_selection"]
 
@@ -457,6 +459,37 @@ def _choose(
     return dict(zip(names, _allocate(ladders, budget)))
 
 
+def _choose_on_rank0(
+    modules: dict[str, nn.Module],
+    names: Sequence[str],
+    iterator: Iterable[str],
+    method: str,
+    opts: dict[str, Any],
+    rtol: float | None,
+    ratio: float | None,
+    before_total: int,
+) -> dict[str, _Candidate]:
+    """:func:`_choose` run on rank 0; its layers (sent through the CPU) on every rank."""
+
+    def choose() -> dict[str, _Candidate]:
+        chosen = _choose(modules, names, iterator, method, opts, rtol, ratio, before_total)
+        for cand in chosen.values():
+            if cand.layer is not None:
+                cand.layer.to("cpu")  # pickled CUDA tensors would land on rank 0's GPU
+        return chosen
+
+    chosen = _from_rank0(choose)
+    for name, cand in chosen.items():
+        if cand.layer is not None:
+            cand.layer.to(_device(modules[name]))
+    return chosen
+
+
+def _device(module: nn.Module) -> torch.device:
+    first = next(module.parameters(), None)
+    return torch.device("cpu") if first is None else first.device
+
+
 def compress(
     model: nn.Module,
     *,
@@ -469,6 +502,7 @@ def compress(
     options: dict[str, Any] | None = None,
     example_input: Tensor | None = None,
     inplace: bool = False,
+    distributed: bool | None = None,
 ) -> tuple[nn.Module, CompressionReport]:
     """Replace convolutions of ``model`` by factorized layers.
 
@@ -502,6 +536,16 @@ def compress(
         One input batch; with it the report gives per-sample MACs before and after.
     inplace : bool
         Modify ``model`` itself instead of a deep copy.
+    distributed : bool, optional
+        Under an initialized ``torch.distributed`` process group of several processes
+        (``None``, the default, detects it; ``True`` requires it), ``compress`` is a
+        collective that every rank must call: the structures of the models are checked
+        to agree (:func:`~tensornet_torch.check_structure`), rank 0 alone chooses and
+        decomposes, and every rank receives its layers and report, so the replicas get
+        identical ranks and factors (the ALS fits of ``"cp"``/``"stt"``/``"sttucker"``
+        draw from an unseeded generator unless ``options`` gives ``rng``). ``False``:
+        compress locally (e.g. on one rank only). A ``DistributedDataParallel`` model is
+        looked through, but wrap the result in a new one: its parameters are new.
 
     Returns
     -------
@@ -511,7 +555,10 @@ def compress(
     ------
     ValueError
         For an unknown method, both or neither of ``rtol``/``ratio`` (unless ``options``
-        fixes the ranks), ``ratio <= 1``, an unreachable ratio, or nothing to compress.
+        fixes the ranks), ``ratio <= 1``, an unreachable ratio, or nothing to compress;
+        under ``torch.distributed``, for models whose structures differ between ranks.
+    RuntimeError
+        With ``distributed=True`` and no initialized process group.
 
     Examples
     --------
@@ -544,6 +591,10 @@ def compress(
         )
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    sync = _resolve(distributed)
+    if sync:
+        check_structure(model)
+    model = unwrap(model)
     target = model if inplace else copy.deepcopy(model)
     names = _select(target, include, exclude, method)
     if not names:
@@ -556,7 +607,7 @@ def compress(
     batch = 1 if example_input is None or example_input.dim() == 0 else int(example_input.shape[0])
     before_total = sum(p.numel() for p in target.parameters())
     iterator: Iterable[str] = names
-    if progress:
+    if progress and (not sync or dist.get_rank() == 0):
         try:
             from tqdm.auto import tqdm
 
@@ -565,7 +616,12 @@ def compress(
             pass
     probe = next((p for p in target.parameters()), torch.empty(0))
     with layers.one_thread_on_cpu(probe):
-        chosen = _choose(modules, names, iterator, method, opts, rtol, ratio, before_total)
+        if sync:
+            chosen = _choose_on_rank0(
+                modules, names, iterator, method, opts, rtol, ratio, before_total
+            )
+        else:
+            chosen = _choose(modules, names, iterator, method, opts, rtol, ratio, before_total)
     report = CompressionReport(method=method, model_params_before=before_total)
     for name in names:
         cand = chosen[name]
