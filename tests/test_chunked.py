@@ -173,12 +173,14 @@ def test_tr_svd_of_a_dask_array_matches_the_in_memory_sweep(start: int, rtol: fl
     x = x + 1e-4 * np.linalg.norm(x) / np.sqrt(x.size) * rng.standard_normal(x.shape)
     chunks = tuple(n if k == start else 3 for k, n in enumerate(x.shape))
     t = tn.tr_svd(da.from_array(x, chunks=chunks), rtol=rtol, start=start)
-    memory = tn.tr_svd(x, rtol=rtol, start=start)
-    assert t.ranks == memory.ranks
     assert all(isinstance(c, np.ndarray) for c in t.cores)
     assert rel(np.asarray(t.to_dense()), x) <= (1e-12 if rtol is None else rtol * (1 + 1e-9))
-    split = tn.tr_svd(da.from_array(x, chunks=chunks), rtol=rtol, start=start, r0=1)
-    assert split.ranks[start] == 1
+    # with r0 = 1 (a TT from `start`) the ranks do not depend on the signs of the singular
+    # vectors, so they are the in-memory ones; a split r0 > 1 pairs entries of U, and the
+    # Gram path's eigenvector signs may then give other (equally valid) ranks
+    tt_like = tn.tr_svd(da.from_array(x, chunks=chunks), rtol=rtol, start=start, r0=1)
+    assert tt_like.ranks == tn.tr_svd(x, rtol=rtol, start=start, r0=1).ranks
+    assert tt_like.ranks[start] == 1
 
 
 def test_tr_svd_of_a_dask_array_needs_its_start_mode_whole() -> None:
@@ -188,6 +190,31 @@ def test_tr_svd_of_a_dask_array_needs_its_start_mode_whole() -> None:
     assert tn.tr_svd(x, rtol=1e-3).ranks == (1, 1, 1, 1)  # start 0 is whole
     with pytest.raises(ValueError, match="r0"):
         tn.tr_svd(x, rtol=1e-3, r0=2)
+
+
+@pytest.mark.parametrize("heuristic", [False, True])
+@pytest.mark.parametrize("rtol", [1e-2, 1e-9])
+def test_tr_search_of_a_dask_array_finds_the_in_memory_optimum(
+    heuristic: bool, rtol: float
+) -> None:
+    from tensornet.decompose.tr_search import tr_search_candidates
+
+    rng = np.random.default_rng(9)
+    x = np.asarray(tn.random_tr((6, 7, 8, 9), (2, 3, 2, 3), rng=rng).to_dense())
+    x = x + 1e-5 * np.linalg.norm(x) / np.sqrt(x.size) * rng.standard_normal(x.shape)
+    lazy = da.from_array(x, chunks=(3, 7, 4, 3))  # every mode may be chunked here
+    best = tn.tr_search(lazy, rtol=rtol, heuristic=heuristic)
+    assert rel(np.asarray(best.to_dense()), x) <= rtol * (1 + 1e-9)
+    found = tr_search_candidates(lazy, rtol=rtol, heuristic=heuristic)
+    reference = tr_search_candidates(x, rtol=rtol, heuristic=heuristic)
+    assert found[0].num_params == best.num_params == min(c.num_params for c in found)
+    assert all(c.error <= rtol * (1 + 1e-9) for c in found)
+    # the same (start, r0) pairs are tried; the r0 = 1 sweeps (TTs) do not depend on
+    # singular-vector signs and match the in-memory ones exactly
+    assert sorted((c.start, c.r0) for c in found) == sorted((c.start, c.r0) for c in reference)
+    tts = {(c.start, c.ranks) for c in found if c.r0 == 1}
+    assert tts == {(c.start, c.ranks) for c in reference if c.r0 == 1}
+    assert best.num_params <= min(c.num_params for c in found if c.r0 == 1)
 
 
 def test_open_npy_reads_blocks_of_a_file(tmp_path: Path) -> None:

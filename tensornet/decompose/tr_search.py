@@ -27,12 +27,14 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Generator
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
 from tensornet import _backend as B
+from tensornet import _chunked
 from tensornet._backend import Array
+from tensornet._chunked import is_chunked
 from tensornet._validation import (
     _describe,
     check_array,
@@ -43,6 +45,8 @@ from tensornet._validation import (
 )
 from tensornet.decompose.tr_svd import (
     Sweep,
+    _chunked_first,
+    _chunked_ring_rest,
     _divisors,
     _first_svd,
     _floor,
@@ -52,6 +56,7 @@ from tensornet.decompose.tr_svd import (
     _sweep_steps,
     _zero_ring,
 )
+from tensornet.decompose.tt_svd import _ROUNDOFF_GROWTH
 from tensornet.formats.tr import TRTensor
 from tensornet.linalg import SVDMethod, TruncatedSVD, _choose_rank, _mh
 
@@ -445,6 +450,8 @@ def tr_search(
     >>> bool(np.linalg.norm(t.to_dense() - x) <= 1e-10 * np.linalg.norm(x))
     True
     """
+    if is_chunked(x):
+        return _search_chunked(x, rtol, max_rank, heuristic, method, rng)[1]
     arr, tol, cap, heur, meth, gen = _validate(x, rtol, max_rank, heuristic, method, rng)
     return _search(arr, tol, cap, heur, meth, gen, prune=True)[1]
 
@@ -502,5 +509,95 @@ def tr_search_candidates(
     >>> best.error <= 0.2
     True
     """
+    if is_chunked(x):
+        return _search_chunked(x, rtol, max_rank, heuristic, method, rng)[0]
     arr, tol, cap, heur, meth, gen = _validate(x, rtol, max_rank, heuristic, method, rng)
     return _search(arr, tol, cap, heur, meth, gen)[0]
+
+
+def _search_chunked(
+    x: Any, rtol: object, max_rank: object, heuristic: object, method: object, rng: object
+) -> tuple[list[TRCandidate], TRTensor]:
+    """The exhaustive search on a dask array, out of core (:mod:`tensornet._chunked`).
+
+    One pass gives the Gram matrices of every start's first unfolding (and, with
+    ``heuristic``, of every pair of neighbouring modes). Per start, the first truncation
+    and its lazy carry are shared by all splits; a carry that fits one dask chunk is
+    computed once and its sweeps run in memory, otherwise every split sweeps out of core.
+    Any chunking is accepted: each start's mode is merged into whole chunks for its pass
+    (blocks grow by that mode's number of chunks), so chunk the largest modes.
+    """
+    x = _chunked.check_chunked(x, "x", whole_mode=None)
+    if not isinstance(heuristic, (bool, np.bool_)):
+        raise TypeError(f"heuristic must be a bool, got {_describe(heuristic)}")
+    rtol_ = check_rtol(rtol)
+    cap = _check_cap(max_rank)
+    meth = check_choice(method, "method", _METHODS)
+    gen = check_rng(rng)
+    d = x.ndim
+    shape = tuple(int(n) for n in x.shape)
+    dtype = np.dtype(x.dtype)
+    eps = float(np.finfo(dtype).eps)
+
+    def finish(cores: list[np.ndarray]) -> TRTensor:
+        return TRTensor([np.asarray(c).astype(dtype, copy=False) for c in cores])
+
+    if d == 1:
+        (vector,) = _chunked.compute(x)
+        _chunked.check_finite(vector, "x")
+        t = finish([vector.reshape(1, shape[0], 1)])
+        return [TRCandidate(0, 1, t.ranks, t.num_params, 0.0)], t
+    starts = list(range(d))
+    pairs = [(k, (k + 1) % d) for k in range(d)] if heuristic else []
+    grams = _chunked.compute(
+        *(_chunked.gram(x, (k,)) for k in starts), *(_chunked.gram(x, p) for p in pairs)
+    )
+    for g in grams:
+        _chunked.check_finite(g, "x")
+    total = math.sqrt(max(float(np.real(np.trace(grams[0]))), 0.0))
+    if total == 0.0:
+        t = finish([np.zeros((1, n, 1), dtype=dtype) for n in shape])
+        return [TRCandidate(0, 1, t.ranks, t.num_params, 0.0)], t
+    tol = None if rtol_ is None else rtol_ * total / math.sqrt(d - 1)
+    if heuristic:  # the delta-rank of each pair unfolding, from its Gram eigenvalues
+        interaction = []
+        for (k, k2), g in zip(pairs, grams[d:], strict=True):
+            w = np.linalg.eigvalsh(g)[::-1].clip(min=0.0)
+            rows = shape[k] * shape[k2]
+            floor = _ROUNDOFF_GROWTH * eps * max(rows, math.prod(shape) // rows) * total
+            rank, _ = _choose_rank(
+                np.sqrt(w), 0.0, (rows, math.prod(shape) // rows), eps, tol, None, floor
+            )
+            interaction.append(rank)
+        starts = [interaction.index(min(interaction))]
+    candidates: list[TRCandidate] = []
+    best: tuple[tuple[int, float, int, int], TRTensor] | None = None
+    for start in starts:
+        y = x.transpose(_rotation(d, start))
+        u, carry, first_error = _chunked_first(
+            y, grams[start], tol=tol, cap=cap, eps=eps, total=total
+        )
+        if _chunked.small_enough(carry):
+            (carry,) = _chunked.compute(carry)
+        sizes = [int(n) for n in y.shape]
+        for r0 in _divisors(int(u.shape[1])):
+            rotated, tails = _chunked_ring_rest(
+                u,
+                carry,
+                sizes,
+                r0,
+                tol=tol,
+                caps=None if cap is None else (cap,) * (d - 2),
+                method=cast(SVDMethod, meth),
+                rng=gen,
+                eps=eps,
+                total=total,
+            )
+            t = finish([rotated[(k - start) % d] for k in range(d)])
+            error = math.sqrt(first_error**2 + sum(e * e for e in tails)) / total
+            candidate = TRCandidate(start, r0, t.ranks, t.num_params, error)
+            if best is None or _sort_key(candidate) < best[0]:
+                best = (_sort_key(candidate), t)
+            candidates.append(candidate)
+    assert best is not None  # every start has the divisor r0 = 1
+    return sorted(candidates, key=_sort_key), best[1]

@@ -344,11 +344,6 @@ def _tr_svd_chunked(
     gen = check_rng(rng)
     dtype = np.dtype(x.dtype)
     eps = float(np.finfo(dtype).eps)
-    size = math.prod(shape0)
-
-    def floor(rows: int, cols: int, total: float) -> float:
-        return _ROUNDOFF_GROWTH * eps * max(rows, cols) * total
-
     if d == 1:
         if split is not None:
             _check_split(split, 1, start)
@@ -356,7 +351,6 @@ def _tr_svd_chunked(
         _chunked.check_finite(vector, "x")
         return TRTensor([vector.reshape(1, shape0[0], 1)])
     y = x.transpose(_rotation(d, start))
-    sizes = [int(n) for n in y.shape]
     (g,) = _chunked.compute(_chunked.gram(y, (0,)))
     _chunked.check_finite(g, "x")
     total = math.sqrt(max(float(np.real(np.trace(g))), 0.0))
@@ -365,57 +359,99 @@ def _tr_svd_chunked(
             _check_split(split, 1, start)
         return TRTensor([np.zeros((1, n, 1), dtype=dtype) for n in shape0])
     tol = None if rtol is None else rtol * total / math.sqrt(d - 1)
-    u, _, _ = _chunked.truncate(
-        y,
-        (0,),
-        g,
-        tol=tol,
-        cap=None if caps is None else caps[0],
-        eps=eps,
-        floor=floor(sizes[0], size // sizes[0], total),
+    u, carry, _ = _chunked_first(
+        y, g, tol=tol, cap=None if caps is None else caps[0], eps=eps, total=total
     )
     r = int(u.shape[1])
     if split is None:
         split = _balanced_r0(r)
     _check_split(split, r, start)
+    rotated, _ = _chunked_ring_rest(
+        u,
+        carry,
+        [int(n) for n in y.shape],
+        split,
+        tol=tol,
+        caps=None if caps is None else caps[1:],
+        method=method,
+        rng=gen,
+        eps=eps,
+        total=total,
+    )
+    cores = [rotated[(k - start) % d] for k in range(d)]
+    return TRTensor([np.asarray(c).astype(dtype, copy=False) for c in cores])
+
+
+def _chunked_first(
+    y: Any, g: np.ndarray, *, tol: float | None, cap: int | None, eps: float, total: float
+) -> tuple[np.ndarray, Any, float]:
+    """First truncation of a rotated dask array ``y`` whose mode-0 Gram matrix is ``g``.
+
+    Returns the kept left vectors ``(n_0, r)``, the lazy carry ``U^H y`` (``r x`` the
+    other modes) and the tail.
+    """
+    n0 = int(y.shape[0])
+    cols = math.prod(int(n) for n in y.shape) // n0
+    floor = _ROUNDOFF_GROWTH * eps * max(n0, cols) * total
+    u, _, error = _chunked.truncate(y, (0,), g, tol=tol, cap=cap, eps=eps, floor=floor)
+    return u, _chunked.project(y, u, 1), error
+
+
+def _chunked_ring_rest(
+    u: np.ndarray,
+    carry: Any,
+    sizes: list[int],
+    split: int,
+    *,
+    tol: float | None,
+    caps: Sequence[int] | None,
+    method: SVDMethod,
+    rng: np.random.Generator,
+    eps: float,
+    total: float,
+) -> tuple[list[np.ndarray], list[float]]:
+    """The sweep after the first truncation, on a lazy or in-memory carry (rotated order).
+
+    ``carry`` is ``U^H y`` of shape ``(r, n_1, ..., n_{d-1})`` (dask or NumPy); the split
+    ``r = split * r1`` moves ``split`` to the end as in the in-memory sweep. Returns the
+    cores in the rotated mode order and the tails of the middle truncations.
+    """
+    d = len(sizes)
+    r = int(u.shape[1])
     r1 = r // split
-    rotated: list[Array] = [u.reshape(sizes[0], split, r1).transpose(1, 0, 2)]
-    carry: Any = _chunked.project(y, u, 1)  # (r, n_{s+1}, ..., n_{s-1})
+    rotated: list[np.ndarray] = [u.reshape(sizes[0], split, r1).transpose(1, 0, 2)]
     carry = carry.reshape(split, r1, *sizes[1:])
-    carry = carry.transpose(1, *range(2, d + 1), 0)  # (r1, n_{s+1}, ..., n_{s-1}, r0)
+    carry = carry.transpose(1, *range(2, d + 1), 0)  # (r1, n_1, ..., n_{d-1}, r0)
     rank = r1
+    tails: list[float] = []
     for j in range(1, d - 1):  # the middle modes; r0 rides along at the end
-        cap = None if caps is None else caps[j]
+        cap = None if caps is None else caps[j - 1]
         rows = rank * sizes[j]
         cols = math.prod(int(n) for n in carry.shape) // rows
+        floor = _ROUNDOFF_GROWTH * eps * max(rows, cols) * total
         if _chunked.is_chunked(carry) and _chunked.small_enough(carry):
             (carry,) = _chunked.compute(carry)
             _chunked.check_finite(carry, "x")
         if _chunked.is_chunked(carry):
             (g,) = _chunked.compute(_chunked.gram(carry, (0, 1)))
             _chunked.check_finite(g, "x")
-            basis, _, _ = _chunked.truncate(
-                carry, (0, 1), g, tol=tol, cap=cap, eps=eps, floor=floor(rows, cols, total)
+            basis, _, error = _chunked.truncate(
+                carry, (0, 1), g, tol=tol, cap=cap, eps=eps, floor=floor
             )
             carry = _chunked.project(carry, basis, 2)
         else:
             res = _truncated_svd(
-                carry.reshape(rows, -1),
-                tol=tol,
-                cap=cap,
-                method=method,
-                rng=gen,
-                floor=floor(rows, cols, total),
+                carry.reshape(rows, -1), tol=tol, cap=cap, method=method, rng=rng, floor=floor
             )
-            basis = res.U
+            basis, error = res.U, float(res.error)
             carry = (res.s[:, None].astype(res.Vh.dtype) * res.Vh).reshape(
                 int(res.s.shape[0]), *carry.shape[2:]
             )
         new_rank = int(basis.shape[1])
         rotated.append(np.asarray(basis).reshape(rank, sizes[j], new_rank))
+        tails.append(error)
         rank = new_rank
     if _chunked.is_chunked(carry):
         (carry,) = _chunked.compute(carry)
     rotated.append(np.asarray(carry).reshape(rank, sizes[-1], split))
-    cores = [rotated[(k - start) % d] for k in range(d)]
-    return TRTensor([np.asarray(c).astype(dtype, copy=False) for c in cores])
+    return rotated, tails
