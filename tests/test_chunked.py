@@ -217,6 +217,31 @@ def test_tr_search_of_a_dask_array_finds_the_in_memory_optimum(
     assert best.num_params <= min(c.num_params for c in found if c.r0 == 1)
 
 
+def lazy_cores(t: Any, step: int = 7) -> Any:
+    return tn.TTTensor(
+        [da.from_array(np.asarray(c), chunks=(c.shape[0], step, c.shape[2])) for c in t.cores]
+    )
+
+
+@pytest.mark.parametrize("rtol", [1e-1, 1e-6, None])
+def test_tt_round_of_a_tt_with_dask_cores(rtol: float | None) -> None:
+    rng = np.random.default_rng(10)
+    t = tn.random_tt((30, 40, 50, 20), 3, rng=rng)
+    u = tn.random_tt((30, 40, 50, 20), 2, rng=rng)
+    s = t + u * 1e-3 + t  # ranks 8, true ranks 5
+    rounded = tn.tt_round(lazy_cores(s), rtol=rtol)
+    memory = tn.tt_round(s, rtol=rtol)
+    assert all(_chunked.is_chunked(c) for c in rounded.cores)  # cores stay out of core
+    assert rounded.ranks == memory.ranks
+    dense = np.asarray(s.to_dense())
+    got = np.asarray(tn.TTTensor([c.compute() for c in rounded.cores]).to_dense())
+    assert rel(got, dense) <= (1e-12 if rtol is None else rtol * (1 + 1e-9))
+    capped = tn.tt_round(lazy_cores(s), max_rank=2)
+    assert capped.ranks == (1, 2, 2, 2, 1)
+    zero = tn.tt_round(lazy_cores(t - t), rtol=1e-3)
+    assert zero.ranks == (1, 1, 1, 1, 1)
+
+
 def test_open_npy_reads_blocks_of_a_file(tmp_path: Path) -> None:
     x = low_rank((4, 6, 8), 2, 6)
     path = tmp_path / "x.npy"

@@ -12,7 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from tensornet import _backend as B
+from tensornet import _chunked
 from tensornet._backend import Array
 from tensornet._validation import (
     check_array,
@@ -30,7 +33,7 @@ from tensornet.formats._base import (
     common_dtype,
     dtype_name,
 )
-from tensornet.linalg import _truncated_svd, qr
+from tensornet.linalg import _choose_rank, _truncated_svd, qr
 
 __all__ = [
     "TTTensor",
@@ -443,6 +446,8 @@ def tt_round(
     caps = check_max_rank(max_rank, t.order - 1)
     if t.order == 1:
         return t
+    if any(_chunked.is_chunked(c) for c in t.cores):
+        return _tt_round_chunked(t, rtol, caps)
     xp = B.namespace(t.cores[0])
     ortho = tt_orthogonalize(t, 0)
     cores = list(ortho.cores)
@@ -462,6 +467,60 @@ def tt_round(
         cores[k] = xp.reshape(res.U, (r, n, -1))
         carry = res.s[:, None] * res.Vh
         cores[k + 1] = contract("ab,bnc->anc", xp.astype(carry, cores[k + 1].dtype), cores[k + 1])
+    return TTTensor(cores)
+
+
+def _tt_round_chunked(t: TTTensor, rtol: float | None, caps: Sequence[int] | None) -> TTTensor:
+    """TT rounding of a TT whose cores are dask arrays (large mode sizes), out of core.
+
+    Every factorization is a TSQR of one core's unfolding (:func:`tensornet._chunked.tsqr_r`:
+    one pass over that core, only an ``r x r`` triangle comes back), so nothing squares
+    the condition number: right to left, ``R_k = (U S) Q_k`` with ``Q_k = S^-1 U^H R_k``
+    kept lazy (numerically zero ``s`` dropped); left to right, the SVD of the tall
+    unfolding's ``R`` gives the truncation, ``G_k <- A V / s`` and ``s V^H`` moves right.
+    The result's cores are lazy dask arrays (compute or store them as needed).
+    """
+    import dask.array as da
+
+    d = t.order
+    dtype = np.dtype(t.cores[0].dtype)
+    eps = float(np.finfo(dtype).eps)
+    cores: list[Any] = [
+        c if _chunked.is_chunked(c) else da.from_array(np.asarray(c)) for c in t.cores
+    ]
+
+    def tall_r(core: Any) -> np.ndarray:
+        """``R`` of the ``(r n, r')`` unfolding of ``core`` (the TSQR returns its conjugate)."""
+        return np.conj(_chunked.tsqr_r(core, (2,)))
+
+    # round-off level: d eps times a bound on ||t|| (as chain_noise_floor, left products)
+    rs = [tall_r(c) for c in cores]
+    norms = [float(np.linalg.norm(r, 2)) for r in rs[:-1]] + [float(np.linalg.norm(rs[-1]))]
+    bound = 0.0 if min(norms) == 0.0 else math.exp(sum(math.log(n) for n in norms))
+    floor = d * eps * bound
+    for k in range(d - 1, 0, -1):  # right to left: R_k = (U S) Q_k
+        r_factor = _chunked.tsqr_r(cores[k], (0,))  # A^H = Q' R' for A = R_k
+        u, s, _ = np.linalg.svd(r_factor.conj().T, full_matrices=False)
+        keep = max(int(np.sum(s > floor)), 1)
+        u, s = u[:, :keep], s[:keep]
+        left = (u / np.where(s > 0, s, 1.0)).conj().T
+        cores[k] = da.tensordot(left.astype(cores[k].dtype), cores[k], axes=([1], [0]))
+        right = (u * s).astype(cores[k - 1].dtype)
+        cores[k - 1] = da.tensordot(cores[k - 1], right, axes=([2], [0]))
+    total = float(np.linalg.norm(tall_r(cores[0])))
+    if total <= floor:  # zero, or round-off of a cancelled sum such as t - t
+        return TTTensor([da.zeros((1, n, 1), dtype=dtype) for n in t.shape])
+    tol = None if rtol is None else rtol * total / math.sqrt(d - 1)
+    for k in range(d - 1):  # left to right: truncated SVD of the tall unfolding
+        r, n, r2 = (int(m) for m in cores[k].shape)
+        _, s, vh = np.linalg.svd(tall_r(cores[k]), full_matrices=False)
+        rank, _ = _choose_rank(
+            s, 0.0, (r * n, r2), eps, tol, None if caps is None else caps[k], floor
+        )
+        v = vh[:rank].conj().T
+        cores[k] = da.tensordot(cores[k], (v / s[:rank]).astype(cores[k].dtype), axes=([2], [0]))
+        carry = (s[:rank, None] * vh[:rank]).astype(cores[k + 1].dtype)
+        cores[k + 1] = da.tensordot(carry, cores[k + 1], axes=([1], [0]))
     return TTTensor(cores)
 
 
