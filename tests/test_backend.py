@@ -21,6 +21,17 @@ def test_import_tensornet_never_imports_torch() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_import_tensornet_never_imports_dask() -> None:
+    # dask is an optional extra: the core imports it only when it is given a dask array
+    code = (
+        "import sys, numpy as np, tensornet as tn\n"
+        "tn.tt_svd(np.ones((3, 4, 5)), rtol=1e-3); tn.hosvd(np.ones((3, 4)))\n"
+        "bad = sorted(m for m in sys.modules if m == 'dask' or m.startswith('dask.'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_numpy_namespace_and_eps() -> None:
     x = np.zeros((2, 3), dtype=np.float32)
     assert B.namespace(x).__name__.endswith("numpy")
