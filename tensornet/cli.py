@@ -7,6 +7,7 @@ scikit-learn digits) needs the demo extra; ``decompose`` needs only the core.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -45,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--ratios", default="2", help="comma-separated parameter compression targets")
     demo.add_argument(
         "-o", "--output", type=Path, default=None, help="folder for demo.md, .csv and .png"
+    )
+    demo.add_argument(
+        "--ddp",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train, compress one method (default tucker) and fine-tune under "
+        "DistributedDataParallel on N processes (torchrun; gloo on cpu, nccl on cuda)",
     )
 
     show = sub.add_parser("showcase", help="tensor trains on bundled data (no torch needed)")
@@ -132,7 +141,37 @@ def _decompose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_ddp(args: argparse.Namespace) -> int:
+    """``tensornet demo --ddp N``: :mod:`tensornet_torch.ddp_demo` on N processes."""
+    if args.ddp < 1:
+        print(f"tensornet demo: --ddp must be at least 1, got {args.ddp}", file=sys.stderr)
+        return 2
+    methods = [] if args.methods is None else args.methods.split(",")
+    ratios = args.ratios.split(",")
+    if len(methods) > 1 or len(ratios) > 1:
+        print(
+            "tensornet demo --ddp runs one method at one ratio: give --methods and --ratios "
+            f"one value each, got --methods {args.methods} --ratios {args.ratios}",
+            file=sys.stderr,
+        )
+        return 2
+    job = ["--world-size", str(args.ddp), "--seed", str(args.seed)]
+    job += ["--backend", "nccl" if str(args.device).startswith("cuda") else "gloo"]
+    if methods == ["admm-tt"]:
+        job.append("--admm")
+    elif methods:
+        job += ["--method", methods[0]]
+    job += ["--ratio", ratios[0]]
+    if args.quick:
+        job += ["--pretrain-epochs", "3", "--epochs", "1"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node", str(args.ddp), "-m", "tensornet_torch.ddp_demo", *job]
+    return subprocess.run(command, check=False).returncode
+
+
 def _demo(args: argparse.Namespace) -> int:
+    if args.ddp is not None:
+        return _demo_ddp(args)
     try:
         from tensornet_torch.demo import DEMO_METHODS, run_demo
     except ImportError as exc:

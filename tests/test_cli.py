@@ -41,6 +41,28 @@ def test_demo_runs_the_compression_table(
     assert "methods must be among" in capsys.readouterr().err
 
 
+def test_demo_ddp_fine_tunes_on_two_processes(capfd: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    assert main(["demo", "--ddp", "2", "--quick", "--methods", "tucker", "--ratios", "3"]) == 0
+    out = capfd.readouterr().out
+    assert "processes            2" in out
+    assert "replicas identical   yes (check_replicas on 2 processes)" in out
+    params = next(line for line in out.splitlines() if line.startswith("params"))
+    assert float(params.rsplit("(", 1)[1].rstrip("x)")) >= 3.0  # the ratio was passed on
+
+
+def test_demo_ddp_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--ddp", "0"]) == 2
+    assert "--ddp must be at least 1" in capsys.readouterr().err
+    assert main(["demo", "--ddp", "2", "--methods", "tt,cp"]) == 2
+    assert "one method at one ratio" in capsys.readouterr().err
+
+
 def test_decompose_writes_a_loadable_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
