@@ -28,8 +28,10 @@ The projections stay lazy; once the projected tensor is no larger than one dask 
 (dask's ``array.chunk-size`` setting, 128 MiB by default: the memory scale the user
 already gave dask) it is computed and the rest of the sweep runs in memory.
 
-Mode 0 must be a single chunk: the column blocks of the first unfolding are then whole
-blocks of the array. Other modes may be chunked in any way.
+The TT and TR sweeps need the mode they start from in a single chunk: the column blocks
+of the first unfolding are then whole blocks of the array. Other modes may be chunked in
+any way (the rows of a later unfolding are merged into whole chunks for its pass), and
+Tucker and the RSDTR search accept any chunking.
 """
 
 from __future__ import annotations
