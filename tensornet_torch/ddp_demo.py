@@ -195,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         width = max(len(k) for k in report)
         for key, value in report.items():
             print(f"{key:<{width}}  {value}")
+    # every rank leaves together: a rank whose peer already closed its gloo connections
+    # can abort in teardown ("terminate called without an active exception")
+    dist.barrier()
     dist.destroy_process_group()
 
 

@@ -229,6 +229,10 @@ def _worker(rank: int, world: int, port: int, backend: str, out: Path) -> None:
                 break  # the other rank may be waiting in a collective: stop here
     finally:
         out.write_text(json.dumps(results, indent=1))
+        if not any("crashed" in r for r in results.values() if isinstance(r, dict)):
+            # leave together: a rank whose peer already closed its gloo connections can
+            # abort in teardown ("terminate called without an active exception")
+            dist.barrier()
         dist.destroy_process_group()
 
 
