@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -137,6 +139,34 @@ def test_gram_path_of_very_wide_or_tall_matrices_matches_exact(
     np.testing.assert_allclose(fast.s, exact.s, rtol=tol)
     np.testing.assert_allclose(err, exact.error, rtol=max(tol, 1e-6))
     np.testing.assert_allclose(fast.U.conj().T @ fast.U, np.eye(3), atol=10 * tol)
+
+
+def test_auto_with_only_rtol_takes_the_gram_path_of_a_wide_matrix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib
+
+    linalg = importlib.import_module("tensornet.linalg")
+    calls: list[tuple[int, int]] = []
+    original = linalg._gram_svd
+
+    def counting(a: Any, *args: Any) -> Any:
+        calls.append(tuple(a.shape))
+        return original(a, *args)
+
+    monkeypatch.setattr(linalg, "_gram_svd", counting)
+    rng = np.random.default_rng(9)
+    a = _low_rank(rng, 8, 3000, 4) + 1e-4 * rng.standard_normal((8, 3000))
+    for rtol in (1e-1, 1e-3):
+        res = truncated_svd(a, rtol=rtol)
+        exact = truncated_svd(a, rtol=rtol, method="exact")
+        assert res.s.shape == exact.s.shape
+        assert np.linalg.norm(a - (res.U * res.s) @ res.Vh) <= rtol * np.linalg.norm(a)
+    assert calls == [(8, 3000), (8, 3000)]
+    truncated_svd(a, rtol=1e-12)  # below what a Gram matrix resolves: exact, no Gram
+    truncated_svd(a[:, :40], rtol=1e-3)  # not wide enough to pay
+    truncated_svd(a)  # numerical rank: exact
+    assert len(calls) == 2
 
 
 def test_gram_path_honours_rtol_and_defers_unresolvable_targets_to_exact() -> None:
