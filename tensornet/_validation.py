@@ -152,6 +152,27 @@ def check_max_rank(
     return (check_int(max_rank, name, minimum=1),) * n_bonds
 
 
+def check_tt_caps(max_rank: object, order: int, name: str = "max_rank") -> tuple[int, ...] | None:
+    """:func:`check_max_rank` for the ``order - 1`` bonds of a tensor train.
+
+    Also accepts a ``TTTensor.ranks`` tuple (``order + 1`` ints with 1 at both ends), so
+    that ``tt_svd(x, max_rank=t.ranks)`` caps every bond at ``t``'s.
+    """
+    if (
+        isinstance(max_rank, Sequence)
+        and not isinstance(max_rank, (str, bytes))
+        and len(max_rank) == order + 1
+        and order >= 1
+    ):
+        if not (max_rank[0] == 1 and max_rank[-1] == 1):
+            raise ValueError(
+                f"{name} with {order + 1} entries is read as TTTensor.ranks and must start "
+                f"and end with 1, got {tuple(max_rank)}; or give the {order - 1} bond caps"
+            )
+        max_rank = tuple(max_rank)[1:-1]
+    return check_max_rank(max_rank, order - 1, name)
+
+
 def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
     """Validate a string option against its allowed values."""
     if not isinstance(value, str) or value not in choices:

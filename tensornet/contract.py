@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import opt_einsum
 
+from tensornet import _backend as B
 from tensornet._backend import Array, is_array
 from tensornet._validation import check_int, check_shape
 
@@ -144,7 +145,8 @@ def contract(equation: str, *operands: Array, optimize: str = "auto") -> Array:
     ------
     TypeError
         If the operands come from more than one array library, or ``equation`` is not a
-        string.
+        string. Operands of different dtypes are promoted to their common dtype first
+        (``result_type``), in every library.
 
     Examples
     --------
@@ -156,6 +158,10 @@ def contract(equation: str, *operands: Array, optimize: str = "auto") -> Array:
     libraries = {type(op).__module__.partition(".")[0] for op in operands}
     if len(libraries) > 1:  # NumPy then torch would silently come back as NumPy
         raise TypeError(f"operands must be arrays of one library, got {sorted(libraries)}")
+    if len({op.dtype for op in operands}) > 1:  # NumPy promotes; torch's einsum would raise
+        xp = B.namespace(*operands)
+        common = xp.result_type(*operands)
+        operands = tuple(xp.astype(op, common) for op in operands)
     shapes = tuple(tuple(int(n) for n in op.shape) for op in operands)
     expr = _expression(_check_equation(equation), shapes, optimize)
     return expr(*operands)

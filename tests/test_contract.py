@@ -35,6 +35,22 @@ def test_contract_cost_counts_flops_and_intermediate() -> None:
     assert len(cost.path) == 2
 
 
+def test_contract_promotes_mixed_dtypes_in_every_library() -> None:
+    a = np.arange(6.0, dtype=np.float32).reshape(2, 3)
+    b = np.arange(12.0).reshape(3, 4)
+    expected = a.astype(np.float64) @ b
+    got = contract("ij,jk->ik", a, b)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, expected)
+    torch = pytest.importorskip("torch")
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    out = contract("ij,jk->ik", ta, tb)  # torch's einsum alone raises on mixed dtypes
+    assert out.dtype == torch.float64
+    np.testing.assert_allclose(out.numpy(), expected)
+    tc = torch.from_numpy(b.astype(np.complex64))
+    assert contract("ij,jk->ik", ta, tc).dtype == torch.complex64
+
+
 def test_contract_torch_keeps_type_and_dtype() -> None:
     torch = pytest.importorskip("torch")
     a = torch.ones((2, 3), dtype=torch.float32)

@@ -139,6 +139,18 @@ def test_tt_round_honours_rtol_bound(t: tn.TTTensor, rtol: float) -> None:
     assert all(a <= b for a, b in zip(r.ranks, t.ranks, strict=False))
 
 
+def test_max_rank_takes_a_tt_ranks_tuple() -> None:
+    x = np.asarray(tn.random_tt((4, 5, 6, 7), 3, rng=0).to_dense())
+    full = tn.tt_svd(x, rtol=1e-10)
+    assert tn.tt_svd(x, max_rank=full.ranks).ranks == full.ranks
+    assert tn.tt_svd(x, max_rank=(1, 2, 3, 2, 1)).ranks == (1, 2, 3, 2, 1)
+    assert tn.tt_round(full, max_rank=[1, 2, 2, 2, 1]).ranks == (1, 2, 2, 2, 1)
+    with pytest.raises(ValueError, match=r"read as TTTensor\.ranks and must start and end with 1"):
+        tn.tt_svd(x, max_rank=(2, 2, 2, 2, 2))
+    with pytest.raises(ValueError, match="sequence of 3 ints"):
+        tn.tt_svd(x, max_rank=(2, 2))
+
+
 def test_tt_round_max_rank_and_zero() -> None:
     t = random_tt((4, 4, 4, 4), 3, rng=0)
     assert max(tn.tt_round(t, max_rank=2).ranks) == 2

@@ -276,7 +276,7 @@ def test_hooi_from_a_tucker_start_is_no_worse_than_the_start() -> None:
 
 def test_hooi_warns_when_not_converged_and_not_when_converged() -> None:
     x = np.random.default_rng(4).standard_normal((7, 8, 9))
-    with pytest.warns(ConvergenceWarning, match="did not converge in 1 sweeps"):
+    with pytest.warns(ConvergenceWarning, match="did not converge in 1 sweep: "):
         hooi(x, 3, n_iter_max=1, tol=0.0)
     exact = random_tucker((7, 8, 9), 3, rng=4).to_dense()
     with warnings.catch_warnings():

@@ -268,7 +268,8 @@ def cp_als(
         previous = error
     else:
         warnings.warn(
-            f"cp_als did not converge in {n_iter_max} sweeps: the fit changed by {change:.3e} "
+            f"cp_als did not converge in {n_iter_max} sweep{'s' if n_iter_max != 1 else ''}: "
+            f"the fit changed by {change:.3e} "
             f"in the last sweep, more than tol={tol_value:.3e} (relative error "
             f"{previous:.3e}); increase n_iter_max or tol, or try another init",
             ConvergenceWarning,

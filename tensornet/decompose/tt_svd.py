@@ -15,9 +15,9 @@ from tensornet._chunked import is_chunked
 from tensornet._validation import (
     check_array,
     check_choice,
-    check_max_rank,
     check_rng,
     check_rtol,
+    check_tt_caps,
 )
 from tensornet.formats.tt import TTTensor
 from tensornet.linalg import SVDMethod, _truncated_svd
@@ -52,8 +52,8 @@ def tt_svd(
     rtol : float, optional
         Target relative Frobenius error. None: exact up to round-off (numerical ranks).
     max_rank : int or sequence of int, optional
-        Cap on every bond (int) or on each of the ``d - 1`` bonds. With ``rtol``,
-        the smaller rank wins.
+        Cap on every bond (int), on each of the ``d - 1`` bonds, or a ``TTTensor.ranks``
+        tuple (``d + 1`` ints with 1 at both ends). With ``rtol``, the smaller rank wins.
     method : {"auto", "exact", "randomized"}
         SVD path for each unfolding (see :func:`tensornet.linalg.truncated_svd`);
         ``"auto"`` takes the randomized range finder where ``max_rank`` is small
@@ -91,7 +91,7 @@ def tt_svd(
     rtol = check_rtol(rtol)
     shape = tuple(int(n) for n in x.shape)
     d = len(shape)
-    caps = check_max_rank(max_rank, d - 1)
+    caps = check_tt_caps(max_rank, d)
     method = check_choice(method, "method", _METHODS)  # type: ignore[assignment]
     gen = check_rng(rng)
     xp = B.namespace(x)
@@ -171,7 +171,7 @@ def _tt_svd_chunked(
     rtol = check_rtol(rtol)
     shape = tuple(int(n) for n in x.shape)
     d = len(shape)
-    caps = check_max_rank(max_rank, d - 1)
+    caps = check_tt_caps(max_rank, d)
     method = check_choice(method, "method", _METHODS)  # type: ignore[assignment]
     gen = check_rng(rng)
     dtype = np.dtype(x.dtype)

@@ -553,7 +553,8 @@ def hooi(
         previous = norm
     else:
         warnings.warn(
-            f"hooi did not converge in {n_iter_max} sweeps: the core norm changed by "
+            f"hooi did not converge in {n_iter_max} sweep{'s' if n_iter_max != 1 else ''}: "
+            "the core norm changed by "
             f"{change:.3e} (relative) in the last sweep, more than tol={tol:.3e}; "
             "increase n_iter_max or tol",
             ConvergenceWarning,

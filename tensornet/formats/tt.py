@@ -20,10 +20,10 @@ from tensornet._backend import Array
 from tensornet._validation import (
     check_array,
     check_index,
-    check_max_rank,
     check_mode,
     check_rtol,
     check_same_namespace,
+    check_tt_caps,
 )
 from tensornet.contract import contract
 from tensornet.formats._base import (
@@ -422,7 +422,8 @@ def tt_round(
         Target relative Frobenius error. None drops only numerically zero
         singular values (exact up to round-off).
     max_rank : int or sequence of int, optional
-        Cap per bond (one int, or d - 1 ints). With ``rtol`` too, the smaller rank wins.
+        Cap per bond (one int, d - 1 ints, or a ``TTTensor.ranks`` tuple of d + 1 ints
+        with 1 at both ends). With ``rtol`` too, the smaller rank wins.
 
     Returns
     -------
@@ -443,7 +444,7 @@ def tt_round(
     """
     t = _check_tt(t, "t")
     rtol = check_rtol(rtol)
-    caps = check_max_rank(max_rank, t.order - 1)
+    caps = check_tt_caps(max_rank, t.order)
     if t.order == 1:
         return t
     if any(_chunked.is_chunked(c) for c in t.cores):
