@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from tensornet import _backend as B
+from tensornet._validation import check_array
 from tensornet.linalg import _choose_rank
 
 __all__ = [
@@ -78,20 +79,9 @@ def check_chunked(x: Any, name: str, *, min_ndim: int = 1, whole_mode: int | Non
     ``whole_mode``: the mode that must be one chunk (where a TT / TR sweep starts);
     None: any chunking.
     """
-    dtype = np.dtype(x.dtype)
-    if dtype.kind in "biu":
-        x = x.astype(np.float64)
-    elif dtype.kind not in "fc":
-        raise TypeError(f"{name} must have a numeric dtype, got an array of dtype {dtype}")
-    if x.ndim < min_ndim:
-        raise ValueError(
-            f"{name} must have at least {min_ndim} dimension(s), got an array of shape "
-            f"{tuple(x.shape)}"
-        )
-    if any(int(n) == 0 for n in x.shape):
-        raise ValueError(f"{name} must not have empty dimensions, got shape {tuple(x.shape)}")
     if any(math.isnan(n) for n in x.shape):
         raise ValueError(f"{name} must have known chunk sizes; call {name}.compute_chunk_sizes()")
+    x = check_array(x, name, min_ndim=min_ndim, finite=False)  # lazy: dtype, ndim, empty
     k = whole_mode
     if k is not None and 0 <= k < x.ndim and len(x.chunks[k]) > 1:
         raise ValueError(

@@ -145,6 +145,10 @@ def test_bad_dask_input_raises_clear_errors() -> None:
         tn.tt_svd(da.from_array(x, chunks=(4, 5, 3)), rtol=-1.0)
     with pytest.raises(ValueError, match="empty"):
         tn.tt_svd(da.zeros((3, 0, 2)))
+    unknown = da.from_array(x, chunks=(4, 5, 3))
+    unknown = unknown[:, :, unknown[0, 0, :] > -np.inf]  # boolean index: unknown sizes
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        tn.tt_svd(unknown, rtol=1e-3)
 
 
 @pytest.mark.parametrize("decompose", [tn.hosvd, tn.st_hosvd])

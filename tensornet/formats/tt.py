@@ -508,13 +508,14 @@ def _tt_round_chunked(t: TTTensor, rtol: float | None, caps: Sequence[int] | Non
         cores[k] = da.tensordot(left.astype(cores[k].dtype), cores[k], axes=([1], [0]))
         right = (u * s).astype(cores[k - 1].dtype)
         cores[k - 1] = da.tensordot(cores[k - 1], right, axes=([2], [0]))
-    total = float(np.linalg.norm(tall_r(cores[0])))
+    r_next = tall_r(cores[0])
+    total = float(np.linalg.norm(r_next))
     if total <= floor:  # zero, or round-off of a cancelled sum such as t - t
         return TTTensor([da.zeros((1, n, 1), dtype=dtype) for n in t.shape])
     tol = None if rtol is None else rtol * total / math.sqrt(d - 1)
     for k in range(d - 1):  # left to right: truncated SVD of the tall unfolding
         r, n, r2 = (int(m) for m in cores[k].shape)
-        _, s, vh = np.linalg.svd(tall_r(cores[k]), full_matrices=False)
+        _, s, vh = np.linalg.svd(r_next if k == 0 else tall_r(cores[k]), full_matrices=False)
         rank, _ = _choose_rank(
             s, 0.0, (r * n, r2), eps, tol, None if caps is None else caps[k], floor
         )
